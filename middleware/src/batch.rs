@@ -1,0 +1,398 @@
+//! Per-record processing of SQS and DynamoDB-stream batches.
+//!
+//! Lambda hands a function a batch of records; with `ReportBatchItemFailures` on the
+//! event source mapping, the function answers with the identifiers of the records that
+//! failed, and only those are retried. This module holds the parts of that contract
+//! that do not depend on what the records mean:
+//!
+//! - Each record is parsed **on its own** from the raw event. Deserialising the whole
+//!   event into typed records (for example `SqsEventObj<T>`) fails the invocation, and
+//!   with it every record, when a single body is malformed.
+//! - **SQS standard queues**: every record is tried; the failures are reported by
+//!   `messageId`. **FIFO queues** (source ARN ending in `.fifo`): processing stops at the
+//!   first failure and every later record is reported too, to keep the group's order.
+//! - **DynamoDB streams**: Lambda rewinds the shard to the lowest reported sequence
+//!   number and redelivers everything after it, so a stream function processes in order,
+//!   stops at the first failure and reports that record alone ([`stream_failure`]).
+//! - A batch whose records cannot be identified at all is an error of the invocation,
+//!   because an empty or unknown `itemIdentifier` would fail the batch anyway.
+//!
+//! # Example
+//! ```
+//! use middleware::batch::process_sqs;
+//! use serde_json::value::RawValue;
+//!
+//! # tokio_test_block_on(async {
+//! let event = RawValue::from_string(r#"{"Records":[
+//!     {"messageId":"a","body":"1"},
+//!     {"messageId":"b","body":"not a number"}
+//! ]}"#.to_owned()).unwrap();
+//! let response = process_sqs(&event, |message| async move {
+//!     let body = message.body.unwrap_or_default();
+//!     body.parse::<u32>().map(drop).map_err(|e| format!("bad body: {e}"))
+//! })
+//! .await
+//! .unwrap();
+//! let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+//! assert_eq!(failed, ["b"]);
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+use std::fmt::Display;
+use std::future::Future;
+
+use aws_lambda_events::dynamodb::EventRecord;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Why a batch could not be processed record by record.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The event is not an object with a `Records` array.
+    #[error("the event is not a batch of records: {0}")]
+    NotABatch(#[source] serde_json::Error),
+    /// A record has no identifier, so its failure cannot be reported on its own.
+    #[error(
+        "record {index} of the batch has no {field}, so it cannot be reported on its own: {reason}"
+    )]
+    Unidentifiable {
+        /// Position of the record in the batch.
+        index: usize,
+        /// The identifier that is missing (`messageId` or `dynamodb.SequenceNumber`).
+        field: &'static str,
+        /// What went wrong while reading the record.
+        reason: String,
+    },
+}
+
+impl From<BatchError> for lambda_runtime::Diagnostic {
+    /// A meaningful `errorType` for the invocation error Lambda records.
+    fn from(error: BatchError) -> Self {
+        let error_type = match error {
+            BatchError::NotABatch(_) => "Batch.NotABatch",
+            BatchError::Unidentifiable { .. } => "Batch.UnidentifiableRecord",
+        };
+        Self {
+            error_type: error_type.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, rename = "Records")]
+    records: Vec<&'a RawValue>,
+}
+
+/// Splits a Lambda batch event into its records, left unparsed.
+///
+/// # Errors
+/// [`BatchError::NotABatch`] if the event has no `Records` array.
+pub fn records(event: &RawValue) -> Result<Vec<&RawValue>, BatchError> {
+    serde_json::from_str::<Envelope<'_>>(event.get())
+        .map(|envelope| envelope.records)
+        .map_err(BatchError::NotABatch)
+}
+
+#[derive(Deserialize)]
+struct SqsIdentity {
+    #[serde(rename = "messageId")]
+    message_id: String,
+}
+
+/// Processes an SQS batch one message at a time and reports the failed ones.
+///
+/// `handler` sees each message that parsed; a message that does not parse, and every
+/// message whose handler returned `Err`, is reported by `messageId` and logged with the
+/// reason. On a FIFO queue the first failure ends the batch: the rest are reported
+/// without being tried, so a message group keeps its order.
+///
+/// # Errors
+/// [`BatchError`] if the event is not a batch or a record has no `messageId`; the
+/// invocation should then fail, which makes Lambda retry the whole batch.
+pub async fn process_sqs<F, Fut, E>(
+    event: &RawValue,
+    mut handler: F,
+) -> Result<SqsBatchResponse, BatchError>
+where
+    F: FnMut(SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let raw_records = records(event)?;
+    // Identify every record before doing any work: an unidentifiable record fails the
+    // invocation, and it is better that it does so before any side effect.
+    let mut parsed = Vec::with_capacity(raw_records.len());
+    for (index, raw) in raw_records.iter().enumerate() {
+        parsed.push(match serde_json::from_str::<SqsMessage>(raw.get()) {
+            Ok(message) => match message.message_id.clone() {
+                Some(id) => (id, Ok(message)),
+                None => {
+                    return Err(BatchError::Unidentifiable {
+                        index,
+                        field: "messageId",
+                        reason: "messageId is null".to_owned(),
+                    });
+                }
+            },
+            Err(parse_error) => match serde_json::from_str::<SqsIdentity>(raw.get()) {
+                Ok(identity) => (identity.message_id, Err(parse_error.to_string())),
+                Err(_) => {
+                    return Err(BatchError::Unidentifiable {
+                        index,
+                        field: "messageId",
+                        reason: parse_error.to_string(),
+                    });
+                }
+            },
+        });
+    }
+    let fifo = parsed.iter().any(|(_, message)| {
+        message.as_ref().is_ok_and(|m| {
+            m.event_source_arn
+                .as_deref()
+                .is_some_and(|arn| arn.ends_with(".fifo"))
+        })
+    });
+
+    let mut response = SqsBatchResponse::default();
+    let mut stopped = false;
+    for (message_id, message) in parsed {
+        if stopped {
+            response.add_failure(message_id);
+            continue;
+        }
+        let outcome = match message {
+            Ok(message) => handler(message).await.map_err(|e| e.to_string()),
+            Err(reason) => Err(format!("malformed SQS record: {reason}")),
+        };
+        if let Err(reason) = outcome {
+            tracing::warn!(message_id = %message_id, reason = %reason, "SQS record failed");
+            response.add_failure(message_id);
+            stopped = fifo;
+        }
+    }
+    Ok(response)
+}
+
+/// One record of a DynamoDB-stream batch, parsed on its own.
+#[derive(Debug)]
+pub struct StreamRecord {
+    /// The record's `dynamodb.SequenceNumber`: the identifier reported on failure.
+    pub sequence_number: String,
+    /// The typed record, or why it did not parse.
+    pub record: Result<EventRecord, serde_json::Error>,
+}
+
+#[derive(Deserialize)]
+struct StreamIdentity {
+    dynamodb: StreamIdentityChange,
+}
+
+#[derive(Deserialize)]
+struct StreamIdentityChange {
+    #[serde(rename = "SequenceNumber")]
+    sequence_number: String,
+}
+
+/// Parses each record of a DynamoDB-stream batch on its own, in stream order.
+///
+/// # Errors
+/// [`BatchError`] if the event is not a batch or a record has no sequence number.
+/// Nothing has been processed at that point, so failing the invocation is safe.
+pub fn stream_records(event: &RawValue) -> Result<Vec<StreamRecord>, BatchError> {
+    records(event)?
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let record = serde_json::from_str::<EventRecord>(raw.get());
+            let sequence_number = match &record {
+                Ok(typed) => typed.change.sequence_number.clone(),
+                Err(_) => serde_json::from_str::<StreamIdentity>(raw.get())
+                    .ok()
+                    .map(|identity| identity.dynamodb.sequence_number),
+            };
+            match sequence_number {
+                Some(sequence_number) if !sequence_number.is_empty() => Ok(StreamRecord {
+                    sequence_number,
+                    record,
+                }),
+                _ => Err(BatchError::Unidentifiable {
+                    index,
+                    field: "dynamodb.SequenceNumber",
+                    reason: record
+                        .err()
+                        .map_or_else(|| "no sequence number".to_owned(), |e| e.to_string()),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// The response of a stream function: empty on success, or the sequence number of the
+/// first record that failed. Lambda resumes the shard from that record.
+pub fn stream_failure(first_failed: Option<String>) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    if let Some(sequence_number) = first_failed {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence_number);
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).unwrap()
+    }
+
+    fn failed_ids(response: &SqsBatchResponse) -> Vec<&str> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect()
+    }
+
+    fn run<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn a_malformed_sqs_record_fails_alone_and_the_rest_are_tried() {
+        // The second record's body is a number where SqsMessage expects a string.
+        let event = raw(
+            r#"{"Records":[{"messageId":"1","body":"ok"},{"messageId":"2","body":7},{"messageId":"3","body":"ok"}]}"#,
+        );
+        let seen = RefCell::new(Vec::new());
+        let response = run(process_sqs(&event, |m| {
+            seen.borrow_mut().push(m.message_id.unwrap());
+            async { Ok::<(), String>(()) }
+        }))
+        .unwrap();
+        assert_eq!(failed_ids(&response), ["2"]);
+        assert_eq!(*seen.borrow(), ["1", "3"]);
+    }
+
+    #[test]
+    fn standard_queue_tries_every_record_after_a_failure() {
+        let event = raw(
+            r#"{"Records":[{"messageId":"1","body":"bad"},{"messageId":"2","body":"ok"},{"messageId":"3","body":"bad"}]}"#,
+        );
+        let tried = RefCell::new(0);
+        let response = run(process_sqs(&event, |m| {
+            *tried.borrow_mut() += 1;
+            async move {
+                match m.body.as_deref() {
+                    Some("ok") => Ok(()),
+                    _ => Err("rejected"),
+                }
+            }
+        }))
+        .unwrap();
+        assert_eq!(failed_ids(&response), ["1", "3"]);
+        assert_eq!(*tried.borrow(), 3);
+    }
+
+    #[test]
+    fn fifo_queue_stops_at_the_first_failure_and_reports_the_rest() {
+        let arn = "arn:aws:sqs:eu-west-1:123456789012:orders.fifo";
+        let event = raw(&format!(
+            r#"{{"Records":[
+                {{"messageId":"1","body":"ok","eventSourceARN":"{arn}"}},
+                {{"messageId":"2","body":"bad","eventSourceARN":"{arn}"}},
+                {{"messageId":"3","body":"ok","eventSourceARN":"{arn}"}}]}}"#
+        ));
+        let tried = RefCell::new(Vec::new());
+        let response = run(process_sqs(&event, |m| {
+            let body = m.body.clone();
+            tried.borrow_mut().push(m.message_id.unwrap());
+            async move {
+                if body.as_deref() == Some("ok") {
+                    Ok(())
+                } else {
+                    Err("rejected")
+                }
+            }
+        }))
+        .unwrap();
+        assert_eq!(failed_ids(&response), ["2", "3"]);
+        assert_eq!(*tried.borrow(), ["1", "2"]);
+    }
+
+    #[test]
+    fn an_all_failed_batch_reports_every_record_without_an_error() {
+        let event = raw(r#"{"Records":[{"messageId":"1"},{"messageId":"2"}]}"#);
+        let response = run(process_sqs(&event, |_| async { Err::<(), _>("down") })).unwrap();
+        assert_eq!(failed_ids(&response), ["1", "2"]);
+    }
+
+    #[test]
+    fn a_record_without_message_id_fails_the_invocation_before_any_work() {
+        let event = raw(r#"{"Records":[{"messageId":"1","body":"ok"},{"body":"orphan"}]}"#);
+        let tried = RefCell::new(0);
+        let result = run(process_sqs(&event, |_| {
+            *tried.borrow_mut() += 1;
+            async { Ok::<(), String>(()) }
+        }));
+        assert!(matches!(
+            result,
+            Err(BatchError::Unidentifiable { index: 1, .. })
+        ));
+        assert_eq!(*tried.borrow(), 0);
+    }
+
+    #[test]
+    fn an_event_without_records_is_not_a_batch() {
+        assert!(matches!(
+            records(&raw(r#"{"foo":1}"#)),
+            Err(BatchError::NotABatch(_))
+        ));
+    }
+
+    #[test]
+    fn stream_records_keep_the_sequence_number_of_malformed_records() {
+        let event = raw(r#"{"Records":[
+              {"eventID":"1","eventName":"INSERT","awsRegion":"eu-west-1","dynamodb":{"SequenceNumber":"100","SizeBytes":10}},
+              {"eventID":"2","eventName":42,"dynamodb":{"SequenceNumber":"200","SizeBytes":10}}]}"#);
+        let parsed = stream_records(&event).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].sequence_number, "100");
+        assert!(parsed[0].record.is_ok());
+        assert_eq!(parsed[1].sequence_number, "200");
+        assert!(parsed[1].record.is_err());
+    }
+
+    #[test]
+    fn a_stream_record_without_sequence_number_is_unidentifiable() {
+        let event = raw(r#"{"Records":[{"eventName":"INSERT","dynamodb":{"SizeBytes":1}}]}"#);
+        assert!(matches!(
+            stream_records(&event),
+            Err(BatchError::Unidentifiable {
+                field: "dynamodb.SequenceNumber",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn stream_failure_names_one_sequence_number_or_none() {
+        assert!(stream_failure(None).batch_item_failures.is_empty());
+        let response = stream_failure(Some("300".to_owned()));
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], "300");
+    }
+}

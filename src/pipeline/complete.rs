@@ -1,0 +1,66 @@
+//! `update-cart-products`: completes each order named by a queue message.
+//!
+//! Every message of the batch is parsed and applied on its own. A message that is not
+//! a valid [`OrderMessage`] fails alone; SQS makes it visible again after the
+//! visibility timeout and, after the queue's `maxReceiveCount`, moves it to the
+//! dead-letter queue. A message for an order that is already PROCESSED is a
+//! redelivery: it succeeds and changes nothing.
+
+use aws_lambda_events::sqs::SqsBatchResponse;
+use middleware::batch::{BatchError, process_sqs};
+use serde_json::value::RawValue;
+
+use crate::clock::Timestamp;
+use crate::message::{MessageError, OrderMessage};
+use crate::store::{CompleteError, Completion, Store};
+
+/// Why one message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompleteMessageError {
+    /// The record has no body.
+    #[error("message has no body")]
+    NoBody,
+    /// The body is not an order message.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// The order could not be completed.
+    #[error(transparent)]
+    Complete(#[from] CompleteError),
+}
+
+/// Completes one order message.
+///
+/// # Errors
+/// [`CompleteMessageError`] naming why.
+pub async fn complete_message(
+    store: &Store,
+    body: Option<&str>,
+) -> Result<Completion, CompleteMessageError> {
+    let message = OrderMessage::from_json(body.ok_or(CompleteMessageError::NoBody)?)?;
+    let completion = store.complete_order(&message, &Timestamp::now()).await?;
+    match completion {
+        Completion::Completed => {
+            tracing::info!(correlation_id = %message.order_id, "order completed");
+        }
+        Completion::AlreadyCompleted => {
+            tracing::info!(correlation_id = %message.order_id, "order already completed; redelivered message ignored");
+        }
+    }
+    Ok(completion)
+}
+
+/// Handles one SQS batch and reports the failed messages.
+///
+/// # Errors
+/// [`BatchError`] if the event is not an SQS batch or a record has no `messageId`.
+pub async fn complete_orders(
+    store: &Store,
+    event: &RawValue,
+) -> Result<SqsBatchResponse, BatchError> {
+    process_sqs(event, |record| async move {
+        complete_message(store, record.body.as_deref())
+            .await
+            .map(drop)
+    })
+    .await
+}

@@ -1,0 +1,380 @@
+//! `process-cart-products`: forwards new orders from the table's stream to the queue.
+//!
+//! Records are handled in stream order. Only an INSERT of an order whose status is
+//! ORDERED yields a message (the event source mapping filters for exactly that, and the
+//! function checks again, since filters are configuration and configuration drifts);
+//! anything else is skipped. Messages go out with `SendMessageBatch`, ten at a time.
+//!
+//! At the first record that fails (it does not parse, it is an order that cannot be
+//! read, or SQS rejects its message), the function stops and reports that record's
+//! sequence number. Lambda restarts the shard from there, so the records after it are
+//! not forwarded now: they will be, once, on the redelivery. After the mapping's
+//! `MaximumRetryAttempts` a record that keeps failing goes to its on-failure
+//! destination, so nothing is lost silently.
+
+use std::future::Future;
+
+use aws_lambda_events::dynamodb::EventRecord;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use middleware::batch::{BatchError, stream_failure, stream_records};
+use serde_json::value::RawValue;
+
+use crate::domain::{Order, OrderStatus};
+use crate::keys::{self, Entity};
+use crate::message::{ORDER_ID_ATTRIBUTE, OrderMessage};
+
+/// Most entries in one `SendMessageBatch`.
+pub const SQS_BATCH_LIMIT: usize = 10;
+
+/// An entry of a batch send that the queue did not accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendFailure {
+    /// Position of the message in the slice that was sent.
+    pub index: usize,
+    /// The queue's reason.
+    pub reason: String,
+}
+
+/// Where order messages go. A trait so the ordering and failure rules can be tested
+/// without a queue; [`SqsOrderQueue`] is the real one.
+pub trait OrderQueue {
+    /// Sends up to [`SQS_BATCH_LIMIT`] messages. `Ok` lists the entries that were not
+    /// accepted (a successful call can still reject entries); `Err` means none were
+    /// known to be sent.
+    fn send_batch(
+        &self,
+        messages: &[OrderMessage],
+    ) -> impl Future<Output = Result<Vec<SendFailure>, String>> + Send;
+}
+
+/// The SQS queue of order messages.
+#[derive(Debug, Clone)]
+pub struct SqsOrderQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsOrderQueue {
+    /// Wraps a client and the queue URL.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+impl OrderQueue for SqsOrderQueue {
+    async fn send_batch(&self, messages: &[OrderMessage]) -> Result<Vec<SendFailure>, String> {
+        let mut entries = Vec::with_capacity(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            let body = message.to_json().map_err(|e| e.to_string())?;
+            let order_id = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(message.order_id.to_string())
+                .build()
+                .map_err(|e| e.to_string())?;
+            let entry = SendMessageBatchRequestEntry::builder()
+                .id(index.to_string())
+                .message_body(body)
+                .message_attributes(ORDER_ID_ATTRIBUTE, order_id)
+                .build()
+                .map_err(|e| e.to_string())?;
+            entries.push(entry);
+        }
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| format!("SendMessageBatch failed: {}", DisplayErrorContext(&e)))?;
+        Ok(output
+            .failed
+            .iter()
+            .map(|failed| SendFailure {
+                // Ids are the indexes we set; an unknown one is treated as the first
+                // entry, which errs towards redelivery rather than loss.
+                index: failed.id.parse().unwrap_or(0),
+                reason: format!(
+                    "{} ({})",
+                    failed.message.as_deref().unwrap_or("rejected"),
+                    failed.code
+                ),
+            })
+            .collect())
+    }
+}
+
+/// What a stream record means to this function.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Not a new ORDERED order: nothing to do.
+    Skip,
+    /// A new order: send this message.
+    Forward(Box<OrderMessage>),
+    /// A new order that cannot be read.
+    Malformed(String),
+}
+
+/// Decides what to do with one stream record.
+pub fn disposition(record: &EventRecord) -> Disposition {
+    let image = &record.change.new_image;
+    let is_string = |name: &str, expected: &str| matches!(image.get(name), Some(serde_dynamo::AttributeValue::S(v)) if v == expected);
+    if record.event_name != "INSERT"
+        || !is_string(keys::ENTITY, Entity::Order.as_str())
+        || !is_string(keys::ORDER_STATUS, OrderStatus::Ordered.as_str())
+    {
+        return Disposition::Skip;
+    }
+    match serde_dynamo::from_item::<_, Order>(image.clone()) {
+        Ok(order) if order.lines.is_empty() => {
+            Disposition::Malformed(format!("order {} has no lines", order.order_id))
+        }
+        Ok(order) => Disposition::Forward(Box::new(OrderMessage::for_order(&order))),
+        Err(e) => Disposition::Malformed(format!("order image does not decode: {e}")),
+    }
+}
+
+/// Handles one stream batch; see the module docs for the rules.
+///
+/// # Errors
+/// [`BatchError`] if the event is not a stream batch or a record has no sequence
+/// number; nothing has been sent then.
+pub async fn forward_orders<Q: OrderQueue>(
+    queue: &Q,
+    event: &RawValue,
+) -> Result<DynamoDbEventResponse, BatchError> {
+    let mut outgoing: Vec<(String, OrderMessage)> = Vec::new();
+    let mut stopped_at = None;
+    for record in stream_records(event)? {
+        let disposition = match &record.record {
+            Ok(typed) => disposition(typed),
+            Err(e) => Disposition::Malformed(format!("stream record does not parse: {e}")),
+        };
+        match disposition {
+            Disposition::Skip => {}
+            Disposition::Forward(message) => outgoing.push((record.sequence_number, *message)),
+            Disposition::Malformed(reason) => {
+                stopped_at = Some((record.sequence_number, reason));
+                break;
+            }
+        }
+    }
+
+    let mut forwarded = 0;
+    for chunk in outgoing.chunks(SQS_BATCH_LIMIT) {
+        let messages: Vec<OrderMessage> = chunk.iter().map(|(_, m)| m.clone()).collect();
+        let first_failure = match queue.send_batch(&messages).await {
+            Ok(failures) => failures.into_iter().min_by_key(|f| f.index),
+            Err(reason) => Some(SendFailure { index: 0, reason }),
+        };
+        if let Some(failure) = first_failure {
+            let index = failure.index.min(chunk.len() - 1);
+            let (sequence_number, message) = &chunk[index];
+            tracing::warn!(
+                correlation_id = %message.order_id,
+                sequence_number = %sequence_number,
+                reason = %failure.reason,
+                forwarded = forwarded + index,
+                "order message not sent; the stream will redeliver from this record"
+            );
+            return Ok(stream_failure(Some(sequence_number.clone())));
+        }
+        forwarded += chunk.len();
+        for (_, message) in chunk {
+            tracing::info!(correlation_id = %message.order_id, "order forwarded");
+        }
+    }
+
+    if let Some((sequence_number, reason)) = stopped_at {
+        tracing::error!(
+            sequence_number = %sequence_number,
+            reason = %reason,
+            forwarded,
+            "stream record failed; the stream will retry it, then send it to the on-failure destination"
+        );
+        return Ok(stream_failure(Some(sequence_number)));
+    }
+    Ok(stream_failure(None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A queue that records what it was sent and rejects chosen orders.
+    #[derive(Default)]
+    struct FakeQueue {
+        sent: Mutex<Vec<Vec<String>>>,
+        reject_order: Option<String>,
+        unreachable: bool,
+    }
+
+    impl OrderQueue for FakeQueue {
+        async fn send_batch(&self, messages: &[OrderMessage]) -> Result<Vec<SendFailure>, String> {
+            if self.unreachable {
+                return Err("connection refused".into());
+            }
+            let ids: Vec<String> = messages.iter().map(|m| m.order_id.to_string()).collect();
+            let failures = ids
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| Some(*id) == self.reject_order.as_ref())
+                .map(|(index, _)| SendFailure {
+                    index,
+                    reason: "throttled".into(),
+                })
+                .collect();
+            self.sent.lock().unwrap().push(ids);
+            Ok(failures)
+        }
+    }
+
+    fn fixture() -> serde_json::Value {
+        serde_json::from_str(include_str!(
+            "../../tests/fixtures/dynamodb-stream-batch.json"
+        ))
+        .unwrap()
+    }
+
+    fn to_raw(value: &serde_json::Value) -> Box<RawValue> {
+        RawValue::from_string(value.to_string()).unwrap()
+    }
+
+    fn order_ids(value: &serde_json::Value) -> Vec<String> {
+        value["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["eventName"] == "INSERT" && r["dynamodb"]["NewImage"]["entity"]["S"] == "ORDER"
+            })
+            .filter_map(|r| r["dynamodb"]["NewImage"]["order_id"]["S"].as_str())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn run<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    fn failures(response: &DynamoDbEventResponse) -> Vec<String> {
+        response
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.clone())
+            .collect()
+    }
+
+    #[test]
+    fn forwards_only_new_ordered_orders_and_skips_other_records() {
+        // The fixture: an ORDERED order INSERT, an order-line INSERT, a cart-line REMOVE,
+        // a MODIFY of an order to PROCESSED, and a second ORDERED order INSERT.
+        let event = fixture();
+        let queue = FakeQueue::default();
+        let response = run(forward_orders(&queue, &to_raw(&event))).unwrap();
+        assert!(failures(&response).is_empty());
+        let sent = queue.sent.lock().unwrap().concat();
+        assert_eq!(sent, order_ids(&event));
+        assert_eq!(sent.len(), 2);
+    }
+
+    #[test]
+    fn a_malformed_record_is_the_one_failure_and_records_before_it_are_forwarded() {
+        let mut event = fixture();
+        let records = event["Records"].as_array_mut().unwrap();
+        // Corrupt the second order's lines: the third record of five goes bad instead.
+        let mut bad = records[0].clone();
+        bad["dynamodb"]["SequenceNumber"] = "150".into();
+        bad["dynamodb"]["NewImage"]["lines"] = serde_json::json!({"S": "not a list"});
+        records.insert(1, bad);
+        let queue = FakeQueue::default();
+        let response = run(forward_orders(&queue, &to_raw(&event))).unwrap();
+        assert_eq!(failures(&response), ["150"]);
+        let sent = queue.sent.lock().unwrap().concat();
+        assert_eq!(sent, order_ids(&fixture())[..1]);
+    }
+
+    #[test]
+    fn a_record_that_is_not_a_stream_record_fails_with_its_sequence_number() {
+        let mut event = fixture();
+        let records = event["Records"].as_array_mut().unwrap();
+        records.insert(
+            1,
+            serde_json::json!({"eventName": 7, "dynamodb": {"SequenceNumber": "111"}}),
+        );
+        let queue = FakeQueue::default();
+        let response = run(forward_orders(&queue, &to_raw(&event))).unwrap();
+        assert_eq!(failures(&response), ["111"]);
+        assert_eq!(queue.sent.lock().unwrap().concat().len(), 1);
+    }
+
+    #[test]
+    fn a_rejected_entry_reports_its_record_and_nothing_after_it_is_sent() {
+        let event = fixture();
+        let second = order_ids(&event)[1].clone();
+        let queue = FakeQueue {
+            reject_order: Some(second.clone()),
+            ..FakeQueue::default()
+        };
+        let response = run(forward_orders(&queue, &to_raw(&event))).unwrap();
+        let seq = event["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["dynamodb"]["NewImage"]["order_id"]["S"] == second.as_str()
+                    && r["eventName"] == "INSERT"
+            })
+            .map(|r| r["dynamodb"]["SequenceNumber"].as_str().unwrap().to_owned())
+            .unwrap();
+        assert_eq!(failures(&response), [seq]);
+    }
+
+    #[test]
+    fn an_unreachable_queue_fails_at_the_first_order() {
+        let event = fixture();
+        let queue = FakeQueue {
+            unreachable: true,
+            ..FakeQueue::default()
+        };
+        let response = run(forward_orders(&queue, &to_raw(&event))).unwrap();
+        assert_eq!(
+            failures(&response),
+            [event["Records"][0]["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .unwrap()]
+        );
+    }
+
+    #[test]
+    fn sends_in_chunks_of_ten_in_stream_order() {
+        let mut event = fixture();
+        let template = event["Records"][0].clone();
+        let mut records = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..23 {
+            let mut record = template.clone();
+            let id = format!("00000000-0000-4000-8000-{i:012}");
+            record["dynamodb"]["NewImage"]["order_id"] = serde_json::json!({"S": id});
+            record["dynamodb"]["SequenceNumber"] = format!("{}", 1000 + i).into();
+            expected.push(id);
+            records.push(record);
+        }
+        event["Records"] = records.into();
+        let queue = FakeQueue::default();
+        let response = run(forward_orders(&queue, &to_raw(&event))).unwrap();
+        assert!(failures(&response).is_empty());
+        let sent = queue.sent.lock().unwrap().clone();
+        assert_eq!(sent.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 3]);
+        assert_eq!(sent.concat(), expected);
+    }
+}

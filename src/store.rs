@@ -1,0 +1,656 @@
+//! DynamoDB access: every read and write the service makes, over the layout in
+//! [`crate::keys`].
+//!
+//! Writes that must not race are conditional, never read-then-write: placing an order
+//! is one transaction that creates the order only if it does not exist and removes
+//! exactly the cart lines that were priced; completing an order is one transaction that
+//! only applies to an order still `ORDERED`.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Delete, KeysAndAttributes, Put, PutRequest, ReturnValue,
+    TransactWriteItem, Update, WriteRequest,
+};
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::domain::{
+    CartLine, LineStatus, Order, OrderId, OrderStatus, Product, ProductId, UserId,
+};
+use crate::keys::{self, Entity, ItemKey};
+use crate::message::OrderMessage;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Attempts at a batch operation whose unprocessed items are retried with backoff.
+const BATCH_ATTEMPTS: u32 = 6;
+
+/// A failure to read or write the table.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The call failed (network, throttling beyond the SDK's retries, permissions...).
+    #[error("DynamoDB {operation} failed: {message}")]
+    Aws {
+        /// The API operation.
+        operation: &'static str,
+        /// The SDK error with its context (code, request id).
+        message: String,
+    },
+    /// An item does not have the shape this build expects.
+    #[error("stored {what} is malformed: {source}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// The decoding error.
+        #[source]
+        source: serde_dynamo::Error,
+    },
+    /// A batch operation kept returning unprocessed items.
+    #[error(
+        "DynamoDB {operation} left {remaining} items unprocessed after {BATCH_ATTEMPTS} attempts"
+    )]
+    Unprocessed {
+        /// The API operation.
+        operation: &'static str,
+        /// How many items were left.
+        remaining: usize,
+    },
+}
+
+fn aws_error<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: Debug,
+{
+    move |error| StoreError::Aws {
+        operation,
+        message: DisplayErrorContext(&error).to_string(),
+    }
+}
+
+fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &'static str, item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Why an order could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateOrderError {
+    /// An order with this id exists (a concurrent retry with the same idempotency key).
+    #[error("order already exists")]
+    OrderExists,
+    /// The cart changed between reading and ordering; nothing was written.
+    #[error("the cart changed while the order was being placed")]
+    CartChanged,
+    /// The table could not be written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What completing an order did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The order moved from ORDERED to PROCESSED and its lines to ORDERED.
+    Completed,
+    /// The order was already PROCESSED: a redelivered message, nothing changed.
+    AlreadyCompleted,
+}
+
+/// Why an order could not be completed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompleteError {
+    /// No order has the message's id.
+    #[error("order {0} does not exist")]
+    OrderNotFound(OrderId),
+    /// The order exists but does not match the message (owner or lines differ).
+    #[error("order {0} does not match the message (user or lines differ)")]
+    Mismatch(OrderId),
+    /// The table could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A page of a user's orders, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPage {
+    /// The orders.
+    pub orders: Vec<Order>,
+    /// Pass to the next call to continue after the last order; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// The service's view of its DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+impl Store {
+    /// Wraps a client and the table name.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Writes the products (overwriting same ids), 25 per `BatchWriteItem`.
+    ///
+    /// # Errors
+    /// [`StoreError`] if a call fails or items stay unprocessed.
+    pub async fn put_products(&self, products: &[Product]) -> Result<usize, StoreError> {
+        for chunk in products.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for product in chunk {
+                let mut item = encode("product", product)?;
+                keys::product(&product.product_id).stamp(Entity::Product, &mut item);
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| StoreError::Aws {
+                        operation: "BatchWriteItem",
+                        message: e.to_string(),
+                    })?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut pending = HashMap::from([(self.table.clone(), requests)]);
+            for attempt in 0..BATCH_ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(aws_error("BatchWriteItem"))?;
+                pending = output.unprocessed_items.unwrap_or_default();
+                pending.retain(|_, requests| !requests.is_empty());
+                if pending.is_empty() {
+                    break;
+                }
+            }
+            if let Some(left) = pending.values().next() {
+                return Err(StoreError::Unprocessed {
+                    operation: "BatchWriteItem",
+                    remaining: left.len(),
+                });
+            }
+        }
+        Ok(products.len())
+    }
+
+    /// The whole catalogue, in product-id order.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails or an item is malformed.
+    pub async fn list_products(&self) -> Result<Vec<Product>, StoreError> {
+        let mut products = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::GSI1PK)
+                .expression_attribute_values(":pk", s(keys::catalogue_partition()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(aws_error("Query"))?;
+            for item in output.items.unwrap_or_default() {
+                products.push(decode("product", item)?);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(products);
+            }
+        }
+    }
+
+    /// One product, if it exists.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the read fails or the item is malformed.
+    pub async fn get_product(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
+        self.get(&keys::product(id), "product").await
+    }
+
+    /// The products that exist among `ids`, read consistently in `BatchGetItem`s.
+    ///
+    /// # Errors
+    /// [`StoreError`] if a read fails, keys stay unprocessed, or an item is malformed.
+    pub async fn get_products(
+        &self,
+        ids: &[ProductId],
+    ) -> Result<HashMap<ProductId, Product>, StoreError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(
+                    chunk.iter().map(|id| keys::product(id).primary()).collect(),
+                ))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Aws {
+                    operation: "BatchGetItem",
+                    message: e.to_string(),
+                })?;
+            let mut pending = HashMap::from([(self.table.clone(), request)]);
+            for attempt in 0..BATCH_ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(aws_error("BatchGetItem"))?;
+                for item in output.responses.unwrap_or_default().into_values().flatten() {
+                    let product: Product = decode("product", item)?;
+                    found.insert(product.product_id.clone(), product);
+                }
+                pending = output.unprocessed_keys.unwrap_or_default();
+                pending.retain(|_, keys| !keys.keys.is_empty());
+                if pending.is_empty() {
+                    break;
+                }
+            }
+            if let Some(left) = pending.values().next() {
+                return Err(StoreError::Unprocessed {
+                    operation: "BatchGetItem",
+                    remaining: left.keys.len(),
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// A user's cart, read consistently, in product-id order.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails or an item is malformed.
+    pub async fn cart(&self, user: &UserId) -> Result<Vec<CartLine>, StoreError> {
+        let mut lines = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", s(keys::user_partition(user)))
+                .expression_attribute_values(":prefix", s(keys::CART_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(aws_error("Query"))?;
+            for item in output.items.unwrap_or_default() {
+                lines.push(decode("cart line", item)?);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(lines);
+            }
+        }
+    }
+
+    /// Sets a cart line (replacing the quantity of an existing one). Returns `true` if
+    /// the line is new.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write fails.
+    pub async fn put_cart_line(&self, user: &UserId, line: &CartLine) -> Result<bool, StoreError> {
+        let mut item = encode("cart line", line)?;
+        keys::cart_line(user, &line.product_id).stamp(Entity::CartLine, &mut item);
+        item.insert("user_id".to_owned(), s(user.as_str()));
+        let output = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(aws_error("PutItem"))?;
+        Ok(output.attributes.is_none_or(|old| old.is_empty()))
+    }
+
+    /// Removes a cart line. Returns `false` if there was none.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write fails.
+    pub async fn delete_cart_line(
+        &self,
+        user: &UserId,
+        product: &ProductId,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::cart_line(user, product).primary()))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(aws_error("DeleteItem")(e)),
+        }
+    }
+
+    /// An order with the current status of each line, read consistently.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails or an item is malformed.
+    pub async fn get_order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":pk", s(keys::order_partition(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(aws_error("Query"))?;
+        let mut order: Option<Order> = None;
+        let mut line_status = HashMap::new();
+        for item in output.items.unwrap_or_default() {
+            let entity = item.get(keys::ENTITY).and_then(|v| v.as_s().ok()).cloned();
+            match entity.as_deref() {
+                Some(e) if e == Entity::Order.as_str() => order = Some(decode("order", item)?),
+                Some(e) if e == Entity::OrderLine.as_str() => {
+                    let line: crate::domain::OrderLine = decode("order line", item)?;
+                    line_status.insert(line.product_id, line.line_status);
+                }
+                _ => {}
+            }
+        }
+        // The header keeps the lines as ordered; their live status is on the line items.
+        Ok(order.map(|mut order| {
+            for line in &mut order.lines {
+                if let Some(status) = line_status.get(&line.product_id) {
+                    line.line_status = *status;
+                }
+            }
+            order
+        }))
+    }
+
+    /// A user's orders, newest first, `limit` at a time.
+    ///
+    /// `after` is a cursor from a previous page. The listing reads GSI1, which is
+    /// eventually consistent: an order placed a moment ago may not be listed yet.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails or an item is malformed.
+    pub async fn orders_of_user(
+        &self,
+        user: &UserId,
+        limit: i32,
+        after: Option<(i64, OrderId)>,
+    ) -> Result<OrderPage, StoreError> {
+        let start = after.map(|(placed_at_ms, id)| {
+            let mut key = Item::new();
+            keys::order(&id, user, placed_at_ms).stamp(Entity::Order, &mut key);
+            key.remove(keys::ENTITY);
+            key
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::GSI1PK)
+            .expression_attribute_names("#sk", keys::GSI1SK)
+            .expression_attribute_values(":pk", s(keys::user_partition(user)))
+            .expression_attribute_values(":prefix", s(keys::USER_ORDER_PREFIX))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(aws_error("Query"))?;
+        let orders = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| decode("order", item))
+            .collect::<Result<Vec<Order>, _>>()?;
+        let next_cursor = output
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|key| key.get(keys::GSI1SK))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|sk| sk.strip_prefix(keys::USER_ORDER_PREFIX))
+            .map(str::to_owned);
+        Ok(OrderPage {
+            orders,
+            next_cursor,
+        })
+    }
+
+    /// Creates an order from exactly `cart` in one transaction: the order header (only
+    /// if its id is new), one line item per cart line, and the deletion of each cart
+    /// line (only if it still has the quantity that was priced).
+    ///
+    /// # Errors
+    /// [`CreateOrderError::OrderExists`] if the id is taken,
+    /// [`CreateOrderError::CartChanged`] if a cart line changed, or a store error.
+    pub async fn create_order(
+        &self,
+        order: &Order,
+        cart: &[CartLine],
+        placed_at_ms: i64,
+    ) -> Result<(), CreateOrderError> {
+        let mut header = encode("order", order)?;
+        keys::order(&order.order_id, &order.user_id, placed_at_ms)
+            .stamp(Entity::Order, &mut header);
+        header.insert("line_count".to_owned(), n(order.lines.len()));
+        let mut items = vec![put_new(&self.table, header)?];
+        for line in cart {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(
+                    keys::cart_line(&order.user_id, &line.product_id).primary(),
+                ))
+                .condition_expression("#status = :pending AND #quantity = :quantity")
+                .expression_attribute_names("#status", keys::LINE_STATUS)
+                .expression_attribute_names("#quantity", "quantity")
+                .expression_attribute_values(":pending", s(LineStatus::Pending.as_str()))
+                .expression_attribute_values(":quantity", n(line.quantity.get()))
+                .build()
+                .map_err(build_error("TransactWriteItems"))?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        for line in &order.lines {
+            let mut item = encode("order line", line)?;
+            keys::order_line(&order.order_id, &line.product_id).stamp(Entity::OrderLine, &mut item);
+            item.insert("order_id".to_owned(), s(order.order_id.to_string()));
+            item.insert("user_id".to_owned(), s(order.user_id.as_str()));
+            items.push(put_new(&self.table, item)?);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) => match cancellation_reasons(&error) {
+                // Item 0 is the order header: its id exists already.
+                Some(reasons) if reasons.first().is_some_and(failed_condition) => {
+                    Err(CreateOrderError::OrderExists)
+                }
+                Some(reasons) if reasons.iter().any(failed_condition) => {
+                    Err(CreateOrderError::CartChanged)
+                }
+                _ => Err(aws_error("TransactWriteItems")(error).into()),
+            },
+        }
+    }
+
+    /// Applies an order message: the order moves from ORDERED to PROCESSED with
+    /// `processed_at`, and each of its lines from PENDING to ORDERED, in one transaction
+    /// that only applies while the order is ORDERED. A redelivered message finds the
+    /// order PROCESSED and changes nothing.
+    ///
+    /// # Errors
+    /// [`CompleteError`] if the order is missing or differs from the message, or the
+    /// table cannot be read or written.
+    pub async fn complete_order(
+        &self,
+        message: &OrderMessage,
+        now: &Timestamp,
+    ) -> Result<Completion, CompleteError> {
+        let id = message.order_id;
+        let header = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::order_header(&id).primary()))
+            .condition_expression(
+                "#status = :ordered AND user_id = :user AND line_count = :line_count",
+            )
+            .update_expression("SET #status = :processed, processed_at = :now")
+            .expression_attribute_names("#status", keys::ORDER_STATUS)
+            .expression_attribute_values(":ordered", s(OrderStatus::Ordered.as_str()))
+            .expression_attribute_values(":processed", s(OrderStatus::Processed.as_str()))
+            .expression_attribute_values(":user", s(message.user_id.as_str()))
+            .expression_attribute_values(":line_count", n(message.lines.len()))
+            .expression_attribute_values(":now", s(now.rfc3339.clone()))
+            .build()
+            .map_err(build_error("TransactWriteItems"))?;
+        let mut items = vec![TransactWriteItem::builder().update(header).build()];
+        for line in &message.lines {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(keys::order_line(&id, &line.product_id).primary()))
+                .condition_expression("#status = :pending")
+                .update_expression("SET #status = :ordered")
+                .expression_attribute_names("#status", keys::LINE_STATUS)
+                .expression_attribute_values(":pending", s(LineStatus::Pending.as_str()))
+                .expression_attribute_values(":ordered", s(LineStatus::Ordered.as_str()))
+                .build()
+                .map_err(build_error("TransactWriteItems"))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Completion::Completed),
+            Err(error)
+                if cancellation_reasons(&error).is_some_and(|r| r.iter().any(failed_condition)) =>
+            {
+                // A condition failed: find out whether the work was already done.
+                match self.get::<Order>(&keys::order_header(&id), "order").await? {
+                    Some(order) if order.order_status == OrderStatus::Processed => {
+                        Ok(Completion::AlreadyCompleted)
+                    }
+                    Some(_) => Err(CompleteError::Mismatch(id)),
+                    None => Err(CompleteError::OrderNotFound(id)),
+                }
+            }
+            Err(error) => Err(aws_error("TransactWriteItems")(error).into()),
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &ItemKey,
+        what: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.primary()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(aws_error("GetItem"))?;
+        output.item.map(|item| decode(what, item)).transpose()
+    }
+}
+
+fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", keys::PK)
+        .build()
+        .map_err(build_error("TransactWriteItems"))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+fn build_error(
+    operation: &'static str,
+) -> impl Fn(aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    move |e| StoreError::Aws {
+        operation,
+        message: e.to_string(),
+    }
+}
+
+/// The per-item reasons of a cancelled transaction, if that is what `error` is.
+fn cancellation_reasons<R>(
+    error: &SdkError<TransactWriteItemsError, R>,
+) -> Option<&[CancellationReason]> {
+    match error.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(e) => Some(e.cancellation_reasons()),
+        _ => None,
+    }
+}
+
+fn failed_condition(reason: &CancellationReason) -> bool {
+    reason.code() == Some("ConditionalCheckFailed")
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(25u64 << attempt.min(6))
+}
