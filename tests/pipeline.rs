@@ -1,0 +1,462 @@
+//! The whole order flow against a real moto server with the real SDK clients:
+//! API → table → stream → process-cart-products → queue → update-cart-products → table.
+
+mod support;
+
+use ecommerce_api::api::{ApiRequest, ApiResponse, Method};
+use ecommerce_api::pipeline::complete::complete_orders;
+use ecommerce_api::pipeline::forward::forward_orders;
+use serde_json::{Value, json};
+use support::{MAX_RECEIVE_COUNT, TestEnv, stream_event};
+
+async fn call(env: &TestEnv, request: ApiRequest) -> (u16, Value, ApiResponse) {
+    let response = env.api.handle(request).await;
+    (response.status, response.json_body(), response)
+}
+
+async fn add_to_cart(env: &TestEnv, user: &str, product: &str, quantity: i64) -> u16 {
+    let body = json!({ "product_id": product, "quantity": quantity }).to_string();
+    call(
+        env,
+        ApiRequest::new(Method::Post, format!("/cart/{user}")).json(body),
+    )
+    .await
+    .0
+}
+
+async fn place_order(env: &TestEnv, user: &str, key: Option<&str>) -> (u16, Value, ApiResponse) {
+    let mut request =
+        ApiRequest::new(Method::Post, "/order").json(json!({ "user_id": user }).to_string());
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    call(env, request).await
+}
+
+async fn order(env: &TestEnv, id: &str) -> Value {
+    let (status, body, _) = call(env, ApiRequest::new(Method::Get, format!("/orders/{id}"))).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn failed_ids(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+fn failed_sequences(response: &aws_lambda_events::streams::DynamoDbEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+async fn loaded_env() -> TestEnv {
+    let env = TestEnv::new().await;
+    let (status, body, _) = call(&env, ApiRequest::new(Method::Post, "/loadProducts")).await;
+    assert_eq!((status, &body["loaded"]), (200, &json!(20)));
+    env
+}
+
+#[tokio::test]
+async fn orders_flow_through_the_pipeline_exactly_once() {
+    let env = loaded_env().await;
+    let (status, body, _) = call(&env, ApiRequest::new(Method::Get, "/products")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["products"].as_array().unwrap().len(), 20);
+
+    assert_eq!(add_to_cart(&env, "alice", "desk-oak-140", 2).await, 201);
+    assert_eq!(add_to_cart(&env, "alice", "lamp-desk-clip", 1).await, 201);
+    assert_eq!(
+        add_to_cart(&env, "alice", "desk-oak-140", 3).await,
+        200,
+        "same product replaces the quantity"
+    );
+    assert_eq!(add_to_cart(&env, "bob", "mug-stoneware-set", 4).await, 201);
+
+    let (status, cart, _) = call(&env, ApiRequest::new(Method::Get, "/cart/alice")).await;
+    assert_eq!(status, 200);
+    assert_eq!(cart["lines"].as_array().unwrap().len(), 2);
+
+    // The client sends a total; it is ignored and computed from catalogue prices.
+    let (status, placed, response) = call(
+        &env,
+        ApiRequest::new(Method::Post, "/order")
+            .json(r#"{"user_id":"alice","order_total":1}"#)
+            .header("Idempotency-Key", "checkout-1"),
+    )
+    .await;
+    assert_eq!(status, 201, "{placed}");
+    let alice_order = placed["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(placed["total_minor"], 3 * 54_900 + 3_499);
+    assert_eq!(placed["order_status"], "ORDERED");
+    assert!(
+        response
+            .headers
+            .contains(&("location", format!("/orders/{alice_order}")))
+    );
+
+    // A retry with the same key returns the first order, even though the cart is empty now.
+    let (status, replay, response) = place_order(&env, "alice", Some("checkout-1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(replay["order_id"], alice_order.as_str());
+    assert!(
+        response
+            .headers
+            .contains(&("idempotent-replayed", "true".to_owned()))
+    );
+    let (status, cart, _) = call(&env, ApiRequest::new(Method::Get, "/cart/alice")).await;
+    assert_eq!((status, cart["lines"].as_array().unwrap().len()), (200, 0));
+    let (status, body, _) = place_order(&env, "alice", None).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("CART_EMPTY")));
+
+    let (status, placed, _) = place_order(&env, "bob", None).await;
+    assert_eq!(status, 201);
+    let bob_order = placed["order_id"].as_str().unwrap().to_owned();
+
+    let before = order(&env, &alice_order).await;
+    assert_eq!(before["order_status"], "ORDERED");
+    assert!(
+        before["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["line_status"] == "PENDING")
+    );
+
+    // Stream → process-cart-products. The batch is deliberately unfiltered (products,
+    // cart lines, order lines, deletions): the function must pick out the two orders.
+    let mut reader = env.stream_reader();
+    let records = reader.next_records().await;
+    assert!(records.len() > 20, "{} records", records.len());
+    let stream_batch = stream_event(&records);
+    let response = forward_orders(&env.queue, &stream_batch).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+
+    let messages = env.receive(&env.queue_url, None).await;
+    let mut forwarded: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            m.message_attributes.as_ref().unwrap()["order_id"]
+                .string_value
+                .clone()
+                .unwrap()
+        })
+        .collect();
+    forwarded.sort();
+    let mut expected = vec![alice_order.clone(), bob_order.clone()];
+    expected.sort();
+    assert_eq!(forwarded, expected);
+
+    // Queue → update-cart-products.
+    let sqs_batch = env.sqs_event(&messages);
+    let response = complete_orders(&env.store, &sqs_batch).await.unwrap();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        failed_ids(&response)
+    );
+    env.delete_succeeded(&messages, &failed_ids(&response))
+        .await;
+
+    let done = order(&env, &alice_order).await;
+    assert_eq!(done["order_status"], "PROCESSED");
+    assert!(done["processed_at"].is_string());
+    assert!(
+        done["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["line_status"] == "ORDERED")
+    );
+    assert_eq!(order(&env, &bob_order).await["order_status"], "PROCESSED");
+
+    let (status, listed, _) = call(&env, ApiRequest::new(Method::Get, "/users/alice/orders")).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["orders"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["orders"][0]["order_id"], alice_order.as_str());
+
+    // Replays change nothing: the same SQS batch again, then the same stream batch again
+    // (Lambda redelivers after a timeout) and the duplicate messages it produces.
+    let response = complete_orders(&env.store, &sqs_batch).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let response = forward_orders(&env.queue, &stream_batch).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let duplicates = env.receive(&env.queue_url, None).await;
+    assert_eq!(duplicates.len(), 2);
+    let response = complete_orders(&env.store, &env.sqs_event(&duplicates))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    env.delete_succeeded(&duplicates, &[]).await;
+    assert_eq!(
+        order(&env, &alice_order).await,
+        done,
+        "a replay must not change the order"
+    );
+
+    // The pipeline's own writes (order MODIFY, line updates) are not forwarded.
+    let later = reader.next_records().await;
+    assert!(!later.is_empty());
+    let response = forward_orders(&env.queue, &stream_event(&later))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert!(env.receive(&env.queue_url, None).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_poison_message_fails_alone_and_reaches_the_dead_letter_queue() {
+    let env = loaded_env().await;
+    let mut ids = Vec::new();
+    for user in ["carol", "dave"] {
+        assert_eq!(add_to_cart(&env, user, "kettle-gooseneck", 1).await, 201);
+        let (status, body, _) = place_order(&env, user, None).await;
+        assert_eq!(status, 201);
+        ids.push(body["order_id"].as_str().unwrap().to_owned());
+    }
+    let records = env.stream_reader().next_records().await;
+    forward_orders(&env.queue, &stream_event(&records))
+        .await
+        .unwrap();
+    let good = env.receive(&env.queue_url, None).await;
+    assert_eq!(good.len(), 2);
+    env.sqs
+        .send_message()
+        .queue_url(&env.queue_url)
+        .message_body(r#"{"version":1,"order_id":"truncated"#)
+        .send()
+        .await
+        .unwrap();
+    let poison = env.receive(&env.queue_url, None).await;
+    assert_eq!(poison.len(), 1);
+    let poison_id = poison[0].message_id.clone().unwrap();
+
+    // One batch, the malformed message between the two good ones.
+    let batch = vec![good[0].clone(), poison[0].clone(), good[1].clone()];
+    let response = complete_orders(&env.store, &env.sqs_event(&batch))
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), std::slice::from_ref(&poison_id));
+    env.delete_succeeded(&batch, &failed_ids(&response)).await;
+    for id in &ids {
+        assert_eq!(order(&env, id).await["order_status"], "PROCESSED");
+    }
+
+    // Lambda keeps failing it; SQS moves it to the DLQ after maxReceiveCount receives.
+    // (Ending its visibility timeout now stands in for waiting it out.)
+    env.sqs
+        .change_message_visibility()
+        .queue_url(&env.queue_url)
+        .receipt_handle(poison[0].receipt_handle.clone().unwrap())
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    let mut receives = 1;
+    loop {
+        let again = env.receive(&env.queue_url, Some(0)).await;
+        if again.is_empty() {
+            break;
+        }
+        receives += 1;
+        assert!(
+            receives <= MAX_RECEIVE_COUNT,
+            "still on the queue after {receives} receives"
+        );
+        let response = complete_orders(&env.store, &env.sqs_event(&again))
+            .await
+            .unwrap();
+        assert_eq!(failed_ids(&response), std::slice::from_ref(&poison_id));
+    }
+    assert_eq!(receives, MAX_RECEIVE_COUNT);
+    let dead = env.receive(&env.dlq_url, None).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].body.as_deref(),
+        Some(r#"{"version":1,"order_id":"truncated"#)
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_stream_record_is_the_one_failure_and_each_order_is_forwarded_once() {
+    let env = loaded_env().await;
+    for user in ["erin", "frank"] {
+        assert_eq!(add_to_cart(&env, user, "mat-desk-felt", 2).await, 201);
+        assert_eq!(place_order(&env, user, None).await.0, 201);
+    }
+    let records = env.stream_reader().next_records().await;
+    let orders: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r["eventName"] == "INSERT" && r["dynamodb"]["NewImage"]["entity"]["S"] == "ORDER"
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(orders.len(), 2);
+
+    // Corrupt a copy of the first order's record and put it right after the first order.
+    let mut bad = records[orders[0]].clone();
+    bad["dynamodb"]["NewImage"]["lines"] = json!({ "S": "oops" });
+    let bad_sequence = "999";
+    bad["dynamodb"]["SequenceNumber"] = json!(bad_sequence);
+    let mut batch = records[..=orders[0]].to_vec();
+    batch.push(bad.clone());
+    let rest = records[orders[0] + 1..].to_vec();
+    batch.extend(rest.iter().cloned());
+
+    let response = forward_orders(&env.queue, &stream_event(&batch))
+        .await
+        .unwrap();
+    assert_eq!(failed_sequences(&response), [bad_sequence]);
+    let first = env.receive(&env.queue_url, None).await;
+    assert_eq!(
+        first.len(),
+        1,
+        "only the order before the bad record is forwarded"
+    );
+
+    // Lambda redelivers from the failed record; once its retries are spent it moves on,
+    // and the records after it are forwarded exactly once.
+    let retry = forward_orders(&env.queue, &stream_event(&[bad]))
+        .await
+        .unwrap();
+    assert_eq!(failed_sequences(&retry), [bad_sequence]);
+    let response = forward_orders(&env.queue, &stream_event(&rest))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let second = env.receive(&env.queue_url, None).await;
+    assert_eq!(second.len(), 1);
+    assert_ne!(first[0].body, second[0].body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_retries_with_one_idempotency_key_create_one_order() {
+    let env = loaded_env().await;
+    assert_eq!(add_to_cart(&env, "gina", "bottle-steel-750", 2).await, 201);
+    let attempts: Vec<_> = (0..4)
+        .map(|_| {
+            let api = env.api.clone();
+            tokio::spawn(async move {
+                let request = ApiRequest::new(Method::Post, "/order")
+                    .json(r#"{"user_id":"gina"}"#)
+                    .header("Idempotency-Key", "same-key");
+                api.handle(request).await
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    let mut ids = Vec::new();
+    for attempt in attempts {
+        let response = attempt.await.unwrap();
+        statuses.push(response.status);
+        ids.push(response.json_body()["order_id"].as_str().map(str::to_owned));
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 200),
+        "{statuses:?}"
+    );
+    assert!(
+        ids.iter().all(|id| id.is_some() && *id == ids[0]),
+        "{ids:?}"
+    );
+    let (_, listed, _) = call(&env, ApiRequest::new(Method::Get, "/users/gina/orders")).await;
+    assert_eq!(listed["orders"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_api_reports_missing_resources_and_pages_orders() {
+    let env = loaded_env().await;
+    let (status, body, _) = call(
+        &env,
+        ApiRequest::new(Method::Get, "/products/no-such-thing"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("PRODUCT_NOT_FOUND"))
+    );
+    let (status, product, _) = call(
+        &env,
+        ApiRequest::new(Method::Get, "/products/clock-wall-quiet"),
+    )
+    .await;
+    assert_eq!(
+        (status, product["unit_price_minor"].as_i64()),
+        (200, Some(3_950))
+    );
+    assert_eq!(add_to_cart(&env, "hana", "no-such-thing", 1).await, 404);
+
+    let (status, body, _) = call(
+        &env,
+        ApiRequest::new(Method::Delete, "/cart/hana/clock-wall-quiet"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("CART_LINE_NOT_FOUND"))
+    );
+    assert_eq!(add_to_cart(&env, "hana", "clock-wall-quiet", 1).await, 201);
+    let (status, _, response) = call(
+        &env,
+        ApiRequest::new(Method::Delete, "/cart/hana/clock-wall-quiet"),
+    )
+    .await;
+    assert_eq!((status, response.body.as_str()), (204, ""));
+
+    let missing = uuid::Uuid::new_v4().to_string();
+    let (status, body, _) = call(
+        &env,
+        ApiRequest::new(Method::Get, format!("/orders/{missing}")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("ORDER_NOT_FOUND"))
+    );
+
+    let mut placed = Vec::new();
+    for product in ["plant-pot-ceramic", "webcam-1080", "dock-usbc-11"] {
+        assert_eq!(add_to_cart(&env, "hana", product, 1).await, 201);
+        let (status, body, _) = place_order(&env, "hana", None).await;
+        assert_eq!(status, 201);
+        placed.push(body["order_id"].as_str().unwrap().to_owned());
+        // Distinct placement milliseconds keep the expected order unambiguous.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut request = ApiRequest::new(Method::Get, "/users/hana/orders").query("limit", "2");
+        if let Some(c) = &cursor {
+            request = request.query("cursor", c.clone());
+        }
+        let (status, page, _) = call(&env, request).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["orders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["order_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    placed.reverse();
+    assert_eq!(seen, placed, "newest first, every order once");
+}
