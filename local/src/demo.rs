@@ -1,0 +1,496 @@
+//! `local demo`: simulated users placing orders through the local gateway, followed
+//! until every order is processed or dead-lettered, then a summary.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::function::FunctionStats;
+use crate::stack::Stack;
+
+/// What the demo does.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Simulated users; each places one order.
+    pub users: usize,
+    /// Users acting at the same time.
+    pub concurrency: usize,
+    /// How long to wait for the pipeline before giving up.
+    pub timeout: Duration,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            users: 50,
+            concurrency: 10,
+            timeout: Duration::from_secs(120),
+            progress: true,
+        }
+    }
+}
+
+/// A function's share of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionLine {
+    /// Binary name.
+    pub name: String,
+    /// Invocations.
+    pub invocations: u64,
+    /// Invocations without a response.
+    pub errors: u64,
+    /// Batch-item failures reported.
+    pub batch_item_failures: u64,
+    /// Process restarts.
+    pub restarts: u64,
+}
+
+/// The outcome of a demo run.
+#[derive(Debug, Clone, Default)]
+pub struct DemoReport {
+    /// Orders the API accepted.
+    pub placed: usize,
+    /// Orders the API refused (should be none).
+    pub rejected: Vec<String>,
+    /// Orders that reached PROCESSED.
+    pub completed: usize,
+    /// Orders whose message is in the dead-letter queue.
+    pub dead_lettered: usize,
+    /// Orders neither completed nor dead-lettered when the wait ended.
+    pub unaccounted: Vec<String>,
+    /// placed_at → processed_at, sorted, in ms.
+    pub latencies_ms: Vec<i64>,
+    /// Per function.
+    pub functions: Vec<FunctionLine>,
+    /// EMF metrics found in the logs: (function, metric) → sum.
+    pub metrics: BTreeMap<(String, String), f64>,
+    /// Time spent placing orders.
+    pub placing: Duration,
+    /// Whole run.
+    pub elapsed: Duration,
+    /// Where the logs are.
+    pub logs: String,
+}
+
+impl DemoReport {
+    /// Every order completed or dead-lettered, none refused.
+    pub fn all_accounted_for(&self) -> bool {
+        self.unaccounted.is_empty() && self.rejected.is_empty() && self.placed > 0
+    }
+
+    fn percentile(&self, p: f64) -> Option<i64> {
+        if self.latencies_ms.is_empty() {
+            return None;
+        }
+        let rank = ((p / 100.0) * (self.latencies_ms.len() as f64)).ceil() as usize;
+        self.latencies_ms
+            .get(rank.clamp(1, self.latencies_ms.len()) - 1)
+            .copied()
+    }
+}
+
+impl fmt::Display for DemoReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v} ms"));
+        writeln!(
+            f,
+            "orders placed        {:>6}   (in {:.1} s)",
+            self.placed,
+            self.placing.as_secs_f64()
+        )?;
+        writeln!(f, "orders completed     {:>6}", self.completed)?;
+        writeln!(f, "orders dead-lettered {:>6}", self.dead_lettered)?;
+        writeln!(f, "orders unaccounted   {:>6}", self.unaccounted.len())?;
+        if !self.rejected.is_empty() {
+            writeln!(
+                f,
+                "orders refused       {:>6}   {:?}",
+                self.rejected.len(),
+                self.rejected
+            )?;
+        }
+        writeln!(
+            f,
+            "end-to-end latency   p50 {}   p95 {}   (placed_at -> processed_at)",
+            ms(self.percentile(50.0)),
+            ms(self.percentile(95.0))
+        )?;
+        writeln!(
+            f,
+            "{:<24}{:>12}{:>8}{:>22}{:>10}",
+            "function", "invocations", "errors", "batch item failures", "restarts"
+        )?;
+        for line in &self.functions {
+            writeln!(
+                f,
+                "{:<24}{:>12}{:>8}{:>22}{:>10}",
+                line.name, line.invocations, line.errors, line.batch_item_failures, line.restarts
+            )?;
+        }
+        if self.metrics.is_empty() {
+            writeln!(f, "EMF metrics          none found in the functions' logs")?;
+        } else {
+            writeln!(f, "EMF metrics (sums)")?;
+            for ((function, metric), sum) in &self.metrics {
+                writeln!(f, "  {function:<22}{metric:<28}{sum:>10}")?;
+            }
+        }
+        writeln!(f, "logs                 {}", self.logs)?;
+        write!(
+            f,
+            "run time             {:.1} s",
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+struct Api {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+    key: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<(u16, Value), String> {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("x-api-key", &self.key);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Full::new(Bytes::from(body.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let request = request.body(body).map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+}
+
+fn millis(rfc3339: &str) -> Option<i64> {
+    aws_smithy_types::DateTime::from_str(rfc3339, aws_smithy_types::date_time::Format::DateTime)
+        .ok()?
+        .to_millis()
+        .ok()
+}
+
+/// Runs the demo against a started stack.
+///
+/// # Errors
+/// A message if the API cannot be reached or the catalogue cannot be loaded.
+pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, String> {
+    let started = Instant::now();
+    let api = Arc::new(Api {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: stack.api_url().to_owned(),
+        key: stack.api_key().to_owned(),
+    });
+    let (status, loaded) = api.call("POST", "/loadProducts", None, None).await?;
+    if status != 200 {
+        return Err(format!("POST /loadProducts answered {status}: {loaded}"));
+    }
+    let (_, catalogue) = api.call("GET", "/products", None, None).await?;
+    let products: Vec<String> = catalogue["products"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|p| p["product_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if products.is_empty() {
+        return Err("the catalogue is empty after POST /loadProducts".to_owned());
+    }
+
+    let mut report = DemoReport {
+        logs: stack.logs().display().to_string(),
+        ..DemoReport::default()
+    };
+    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let products = Arc::new(products);
+    let mut users = Vec::new();
+    for user in 0..options.users {
+        let (api, permits, products) = (
+            Arc::clone(&api),
+            Arc::clone(&permits),
+            Arc::clone(&products),
+        );
+        users.push(tokio::spawn(async move {
+            let _permit = permits.acquire().await.map_err(|e| e.to_string())?;
+            let user_id = format!("demo-user-{user:03}");
+            // A deterministic, varied basket: one to three products.
+            for line in 0..=(user % 3) {
+                let product = &products[(user * 7 + line * 3) % products.len()];
+                let body = json!({ "product_id": product, "quantity": 1 + (user + line) % 3 });
+                let (status, answer) = api
+                    .call("POST", &format!("/cart/{user_id}"), Some(body), None)
+                    .await?;
+                if status != 201 && status != 200 {
+                    return Err(format!(
+                        "{user_id}: add to cart answered {status}: {answer}"
+                    ));
+                }
+            }
+            let key = format!("demo-{user_id}");
+            let (status, order) = api
+                .call(
+                    "POST",
+                    "/order",
+                    Some(json!({ "user_id": user_id })),
+                    Some(&key),
+                )
+                .await?;
+            match (status, order["order_id"].as_str()) {
+                (201 | 200, Some(id)) => Ok(id.to_owned()),
+                _ => Err(format!("{user_id}: place order answered {status}: {order}")),
+            }
+        }));
+    }
+    let mut placed = Vec::new();
+    for user in users {
+        match user.await {
+            Ok(Ok(order_id)) => placed.push(order_id),
+            Ok(Err(reason)) => report.rejected.push(reason),
+            Err(e) => report.rejected.push(e.to_string()),
+        }
+    }
+    report.placed = placed.len();
+    report.placing = started.elapsed();
+
+    // Follow every order until it is PROCESSED or its message is dead-lettered.
+    let dlq = stack
+        .spec()
+        .queues
+        .iter()
+        .find_map(|q| q.redrive.as_ref().map(|(dlq, _)| dlq.clone()))
+        .and_then(|id| stack.resources().queue(&id).cloned());
+    let sqs = aws_sdk_sqs::Client::new(stack.sdk());
+    let mut pending: HashSet<String> = placed.iter().cloned().collect();
+    let mut dead: HashSet<String> = HashSet::new();
+    let deadline = Instant::now() + options.timeout;
+    while !pending.is_empty() && Instant::now() < deadline {
+        for id in pending.clone() {
+            let (status, order) = api
+                .call("GET", &format!("/orders/{id}"), None, None)
+                .await?;
+            if status == 200 && order["order_status"] == "PROCESSED" {
+                if let (Some(placed_at), Some(processed_at)) = (
+                    order["placed_at"].as_str().and_then(millis),
+                    order["processed_at"].as_str().and_then(millis),
+                ) {
+                    report.latencies_ms.push(processed_at - placed_at);
+                }
+                report.completed += 1;
+                pending.remove(&id);
+            }
+        }
+        if let Some(dlq) = &dlq {
+            for id in dead_lettered(&sqs, &dlq.url).await {
+                if pending.remove(&id) {
+                    dead.insert(id);
+                }
+            }
+        }
+        if options.progress {
+            draw_progress(report.completed + dead.len(), report.placed);
+        }
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    if options.progress {
+        draw_progress(report.completed + dead.len(), report.placed);
+        eprintln!();
+    }
+    report.dead_lettered = dead.len();
+    report.unaccounted = pending.into_iter().collect();
+    report.latencies_ms.sort_unstable();
+    report.functions = stack
+        .functions()
+        .values()
+        .map(|f| {
+            let stats = f.stats();
+            FunctionLine {
+                name: f.name().to_owned(),
+                invocations: FunctionStats::get(&stats.invocations),
+                errors: FunctionStats::get(&stats.errors),
+                batch_item_failures: FunctionStats::get(&stats.batch_item_failures),
+                restarts: FunctionStats::get(&stats.restarts),
+            }
+        })
+        .collect();
+    for function in stack.functions().values() {
+        for (metric, sum) in emf_sums(function.log_file()) {
+            report
+                .metrics
+                .insert((function.name().to_owned(), metric), sum);
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Order ids of the messages in a dead-letter queue (peeked: they stay there).
+async fn dead_lettered(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut seen = HashSet::new();
+    for _ in 0..10 {
+        let Ok(output) = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .send()
+            .await
+        else {
+            break;
+        };
+        let messages = output.messages.unwrap_or_default();
+        let mut new = false;
+        for message in messages {
+            if !seen.insert(message.message_id.clone().unwrap_or_default()) {
+                continue;
+            }
+            new = true;
+            let from_attribute = message
+                .message_attributes
+                .as_ref()
+                .and_then(|a| a.get("order_id"))
+                .and_then(|v| v.string_value.clone());
+            let from_body = || {
+                serde_json::from_str::<Value>(message.body.as_deref().unwrap_or_default())
+                    .ok()
+                    .and_then(|b| b["order_id"].as_str().map(str::to_owned))
+            };
+            if let Some(id) = from_attribute.or_else(from_body) {
+                ids.push(id);
+            }
+        }
+        if !new {
+            break;
+        }
+    }
+    ids
+}
+
+fn draw_progress(done: usize, total: usize) {
+    let width = 30;
+    let filled = (done * width).checked_div(total).unwrap_or(0).min(width);
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "\r[{}{}] {done}/{total} orders accounted for",
+        "#".repeat(filled),
+        " ".repeat(width - filled)
+    );
+    let _ = err.flush();
+}
+
+/// Sums of every EMF metric in a log file, by metric name.
+pub fn emf_sums(log: &Path) -> HashMap<String, f64> {
+    let mut sums = HashMap::new();
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return sums;
+    };
+    for line in text.lines() {
+        let Ok(blob) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let Some(directives) = blob["_aws"]["CloudWatchMetrics"].as_array() else {
+            continue;
+        };
+        for metric in directives
+            .iter()
+            .filter_map(|d| d["Metrics"].as_array())
+            .flatten()
+        {
+            let Some(name) = metric["Name"].as_str() else {
+                continue;
+            };
+            let value: f64 = match &blob[name] {
+                Value::Array(values) => values.iter().filter_map(Value::as_f64).sum(),
+                other => other.as_f64().unwrap_or(0.0),
+            };
+            *sums.entry(name.to_owned()).or_insert(0.0) += value;
+        }
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_lines_are_summed_by_metric() {
+        let dir = std::env::temp_dir().join(format!("emf-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("f.log");
+        let blob = |v: &str| {
+            format!(
+                r#"{{"_aws":{{"Timestamp":1,"CloudWatchMetrics":[{{"Namespace":"N","Dimensions":[["service"]],"Metrics":[{{"Name":"OrdersCompleted","Unit":"Count"}}]}}]}},"service":"s","OrdersCompleted":{v}}}"#
+            )
+        };
+        std::fs::write(
+            &log,
+            format!(
+                "{}\nnot json\n{{\"level\":\"INFO\"}}\n{}\n",
+                blob("2"),
+                blob("[1,1]")
+            ),
+        )
+        .unwrap();
+        assert_eq!(emf_sums(&log).get("OrdersCompleted"), Some(&4.0));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let report = DemoReport {
+            latencies_ms: (1..=100).collect(),
+            ..DemoReport::default()
+        };
+        assert_eq!(report.percentile(50.0), Some(50));
+        assert_eq!(report.percentile(95.0), Some(95));
+        assert_eq!(DemoReport::default().percentile(50.0), None);
+    }
+}

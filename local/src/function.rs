@@ -1,0 +1,519 @@
+//! A Lambda function run locally: the real `bootstrap` binary as a child process,
+//! served by a local implementation of the Lambda Runtime API.
+//!
+//! The Runtime API is the interface every custom runtime (`lambda_runtime`,
+//! `awslambdaric`) speaks:
+//!
+//! | request | meaning |
+//! |---|---|
+//! | `GET /2018-06-01/runtime/invocation/next` | wait for the next event |
+//! | `POST /2018-06-01/runtime/invocation/{id}/response` | the function's result |
+//! | `POST /2018-06-01/runtime/invocation/{id}/error` | the function failed |
+//! | `POST /2018-06-01/runtime/init/error` | start-up failed |
+//!
+//! The event comes with the headers `Lambda-Runtime-Aws-Request-Id`,
+//! `-Deadline-Ms`, `-Invoked-Function-Arn` and `-Trace-Id`, and with
+//! `Content-Type: application/json` (which some runtimes require).
+//!
+//! As on Lambda: an invocation that outlives the function's timeout kills the process;
+//! a process that exits is started again, and the invocation it held fails; the
+//! environment is the one Lambda sets plus the template's variables.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use crate::http::{self, Body};
+
+const PREFIX: &str = "/2018-06-01/runtime";
+/// Largest response a function may return (Lambda's synchronous limit).
+const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The function returned this payload.
+    Response(Bytes),
+    /// The function reported an error.
+    FunctionError {
+        /// `errorType`.
+        error_type: String,
+        /// The error body.
+        body: String,
+    },
+    /// The process exited while it held the invocation.
+    Crashed(String),
+    /// The invocation outlived the function's timeout; the process was restarted.
+    TimedOut,
+}
+
+impl Outcome {
+    /// The response payload, if the function succeeded.
+    pub fn response(&self) -> Option<&Bytes> {
+        match self {
+            Self::Response(body) => Some(body),
+            _ => None,
+        }
+    }
+}
+
+/// Counters of one function, readable while it runs.
+#[derive(Debug, Default)]
+pub struct FunctionStats {
+    /// Invocations started.
+    pub invocations: AtomicU64,
+    /// Invocations that did not return a response (error, crash or timeout).
+    pub errors: AtomicU64,
+    /// Process starts after the first (crashes and timeouts).
+    pub restarts: AtomicU64,
+    /// Batch-item failures the function reported (counted by the event sources).
+    pub batch_item_failures: AtomicU64,
+}
+
+impl FunctionStats {
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// What a function needs to run.
+#[derive(Debug, Clone)]
+pub struct FunctionConfig {
+    /// Function name (also the log file's name).
+    pub name: String,
+    /// The `bootstrap` executable.
+    pub binary: PathBuf,
+    /// Timeout.
+    pub timeout: Duration,
+    /// Memory size in MB, as reported to the function.
+    pub memory_mb: u64,
+    /// Region.
+    pub region: String,
+    /// Environment variables besides those Lambda sets.
+    pub environment: BTreeMap<String, String>,
+    /// File that receives the process's stdout and stderr.
+    pub log_file: PathBuf,
+}
+
+struct Pending {
+    id: String,
+    payload: Bytes,
+    started: oneshot::Sender<()>,
+    reply: oneshot::Sender<Outcome>,
+}
+
+struct Shared {
+    config: FunctionConfig,
+    arn: String,
+    queue_rx: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
+    in_flight: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    kill: Notify,
+    exited: watch::Sender<bool>,
+    pid: AtomicU32,
+    /// Whether the current process has asked for an event (it got past init).
+    served_next: AtomicBool,
+    stats: FunctionStats,
+    init_errors: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn take(&self, id: &str) -> Option<oneshot::Sender<Outcome>> {
+        self.in_flight.lock().ok()?.remove(id)
+    }
+
+    fn fail_in_flight(&self, outcome: &Outcome) {
+        let held: Vec<_> = match self.in_flight.lock() {
+            Ok(mut map) => map.drain().map(|(_, reply)| reply).collect(),
+            Err(_) => return,
+        };
+        for reply in held {
+            let _ = reply.send(outcome.clone());
+        }
+    }
+}
+
+/// A running function. Cloning gives another handle to the same function.
+#[derive(Clone)]
+pub struct Function {
+    shared: Arc<Shared>,
+    queue_tx: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("name", &self.shared.config.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Function {
+    /// Starts the Runtime API on a free loopback port and the process under
+    /// supervision. Both stop when `shutdown` turns true.
+    ///
+    /// # Errors
+    /// If the port cannot be bound or the log file cannot be opened.
+    pub async fn start(
+        config: FunctionConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<Self> {
+        let (queue_tx, queue_rx) = mpsc::channel(1024);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.log_file)?;
+        let shared = Arc::new(Shared {
+            arn: format!(
+                "arn:aws:lambda:{}:000000000000:function:{}",
+                config.region, config.name
+            ),
+            config,
+            queue_rx: tokio::sync::Mutex::new(queue_rx),
+            in_flight: Mutex::new(HashMap::new()),
+            kill: Notify::new(),
+            exited: watch::channel(false).0,
+            pid: AtomicU32::new(0),
+            served_next: AtomicBool::new(false),
+            stats: FunctionStats::default(),
+            init_errors: Mutex::new(Vec::new()),
+        });
+        let supervised = Arc::clone(&shared);
+        tokio::spawn(async move {
+            supervise(Arc::clone(&supervised), log, shutdown).await;
+            supervised.exited.send_replace(true);
+        });
+        Ok(Self { shared, queue_tx })
+    }
+
+    /// The process id of the current process (0 while none runs).
+    pub fn pid(&self) -> u32 {
+        self.shared.pid.load(Ordering::Relaxed)
+    }
+
+    /// The function's name.
+    pub fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    /// The function's ARN.
+    pub fn arn(&self) -> &str {
+        &self.shared.arn
+    }
+
+    /// Resolves once the process has been stopped for good (after shutdown).
+    pub async fn stopped(&self) {
+        let mut exited = self.shared.exited.subscribe();
+        http::stopped(&mut exited).await;
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &FunctionStats {
+        &self.shared.stats
+    }
+
+    /// The init errors the function reported.
+    pub fn init_errors(&self) -> Vec<String> {
+        self.shared
+            .init_errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+
+    /// Where its output goes.
+    pub fn log_file(&self) -> &Path {
+        &self.shared.config.log_file
+    }
+
+    /// Invokes the function with `payload` and waits for the outcome. Waiting for the
+    /// process to pick the event up does not count towards the timeout.
+    pub async fn invoke(&self, payload: impl Into<Bytes>) -> Outcome {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (started_tx, started_rx) = oneshot::channel();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let pending = Pending {
+            id: id.clone(),
+            payload: payload.into(),
+            started: started_tx,
+            reply: reply_tx,
+        };
+        if self.queue_tx.send(pending).await.is_err() || started_rx.await.is_err() {
+            return self.count(Outcome::Crashed("the function is shutting down".to_owned()));
+        }
+        self.shared
+            .stats
+            .invocations
+            .fetch_add(1, Ordering::Relaxed);
+        // A little grace over the timeout: the deadline is the function's to honour.
+        let limit = self.shared.config.timeout + Duration::from_millis(500);
+        let outcome = match tokio::time::timeout(limit, reply_rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Outcome::Crashed("the runtime dropped the invocation".to_owned()),
+            Err(_) => {
+                self.shared.take(&id);
+                self.shared.kill.notify_one();
+                Outcome::TimedOut
+            }
+        };
+        self.count(outcome)
+    }
+
+    fn count(&self, outcome: Outcome) -> Outcome {
+        if outcome.response().is_none() {
+            self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+}
+
+fn trace_id() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "Root=1-{now:08x}-{};Parent={};Sampled=1",
+        &random[..24],
+        &random[16..32]
+    )
+}
+
+async fn runtime_api(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    let Some(route) = path.strip_prefix(PREFIX) else {
+        return http::response(404, r#"{"errorMessage":"unknown path"}"#);
+    };
+    match (request.method().clone(), route) {
+        (Method::GET, "/invocation/next") => next(&shared).await,
+        (Method::POST, "/init/error") => {
+            let body = http::read_body(request, MAX_PAYLOAD)
+                .await
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            let message = String::from_utf8_lossy(&body).into_owned();
+            if let Ok(mut errors) = shared.init_errors.lock() {
+                errors.push(message);
+            }
+            http::response(202, r#"{"status":"OK"}"#)
+        }
+        (Method::POST, route) => {
+            let Some((id, kind)) = route
+                .strip_prefix("/invocation/")
+                .and_then(|r| r.split_once('/'))
+            else {
+                return http::response(404, r#"{"errorMessage":"unknown path"}"#);
+            };
+            let id = id.to_owned();
+            let error_type = request
+                .headers()
+                .get("lambda-runtime-function-error-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = match http::read_body(request, MAX_PAYLOAD).await {
+                Ok((_, body)) => body,
+                Err(e) => return http::response(413, format!(r#"{{"errorMessage":"{e}"}}"#)),
+            };
+            let outcome = match kind {
+                "response" => Outcome::Response(body),
+                "error" => {
+                    let text = String::from_utf8_lossy(&body).into_owned();
+                    let error_type = error_type
+                        .or_else(|| {
+                            serde_json::from_str::<serde_json::Value>(&text).ok()?["errorType"]
+                                .as_str()
+                                .map(str::to_owned)
+                        })
+                        .unwrap_or_else(|| "Unhandled".to_owned());
+                    Outcome::FunctionError {
+                        error_type,
+                        body: text,
+                    }
+                }
+                _ => return http::response(404, r#"{"errorMessage":"unknown path"}"#),
+            };
+            match shared.take(&id) {
+                Some(reply) => {
+                    let _ = reply.send(outcome);
+                    http::response(202, r#"{"status":"OK"}"#)
+                }
+                None => http::response(400, r#"{"errorMessage":"unknown or finished request id"}"#),
+            }
+        }
+        _ => http::response(405, r#"{"errorMessage":"method not allowed"}"#),
+    }
+}
+
+async fn next(shared: &Shared) -> Response<Body> {
+    shared.served_next.store(true, Ordering::Relaxed);
+    let pending = {
+        let mut queue = shared.queue_rx.lock().await;
+        queue.recv().await
+    };
+    let Some(pending) = pending else {
+        return http::response(503, r#"{"errorMessage":"shutting down"}"#);
+    };
+    // Recorded before answering: if the process dies from here on, the supervisor
+    // fails this invocation instead of losing it.
+    if let Ok(mut map) = shared.in_flight.lock() {
+        map.insert(pending.id.clone(), pending.reply);
+    }
+    let _ = pending.started.send(());
+    let deadline = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(shared.config.timeout)
+        .as_millis();
+    let mut response = http::response(200, pending.payload);
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    set("content-type", "application/json".to_owned());
+    set("lambda-runtime-aws-request-id", pending.id);
+    set("lambda-runtime-deadline-ms", deadline.to_string());
+    set("lambda-runtime-invoked-function-arn", shared.arn.clone());
+    set("lambda-runtime-trace-id", trace_id());
+    response
+}
+
+async fn supervise(shared: Arc<Shared>, log: std::fs::File, mut shutdown: watch::Receiver<bool>) {
+    let config = &shared.config;
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        let stopping = *shutdown.borrow();
+        if stopping {
+            return;
+        }
+        if !first {
+            shared.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+        first = false;
+        // Each process gets its own Runtime API listener, closed when it exits, so a
+        // request left open by a dead process can never take the next event.
+        let (listener, address) = match http::bind(0).await {
+            Ok(bound) => bound,
+            Err(e) => {
+                tracing::error!(function = %config.name, error = %e, "cannot bind the Runtime API");
+                return;
+            }
+        };
+        let (generation, generation_rx) = watch::channel(false);
+        let api = Arc::clone(&shared);
+        tokio::spawn(http::serve(
+            listener,
+            move |request| runtime_api(Arc::clone(&api), request),
+            generation_rx,
+        ));
+        shared.served_next.store(false, Ordering::Relaxed);
+
+        let (Ok(out), Ok(err)) = (log.try_clone(), log.try_clone()) else {
+            tracing::error!(function = %config.name, "cannot share the log file with the process");
+            return;
+        };
+        let started = Instant::now();
+        let spawned = process_command(config, &address.to_string())
+            .stdout(out)
+            .stderr(err)
+            .spawn();
+        let reason = match spawned {
+            Err(e) => {
+                tracing::error!(function = %config.name, binary = %config.binary.display(), error = %e, "cannot start the function");
+                format!("cannot start: {e}")
+            }
+            Ok(mut child) => {
+                shared.pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
+                let reason = tokio::select! {
+                    status = child.wait() => {
+                        let reason = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                        tracing::warn!(function = %config.name, %reason, "function process exited; starting it again");
+                        format!("process exited: {reason}")
+                    }
+                    () = shared.kill.notified() => {
+                        let _ = child.kill().await;
+                        tracing::warn!(function = %config.name, "invocation timed out; process restarted");
+                        "timed out".to_owned()
+                    }
+                    () = http::stopped(&mut shutdown) => {
+                        let _ = child.kill().await;
+                        "shutting down".to_owned()
+                    }
+                };
+                shared.pid.store(0, Ordering::Relaxed);
+                reason
+            }
+        };
+        generation.send_replace(true);
+        shared.fail_in_flight(&Outcome::Crashed(reason.clone()));
+        if !shared.served_next.load(Ordering::Relaxed) && !*shutdown.borrow() {
+            // Init failed: as on Lambda, the invocation waiting for this start fails.
+            let init_error = shared
+                .init_errors
+                .lock()
+                .ok()
+                .and_then(|e| e.last().cloned());
+            if let Ok(mut queue) = shared.queue_rx.try_lock()
+                && let Ok(pending) = queue.try_recv()
+            {
+                let _ = pending.started.send(());
+                let message = init_error.unwrap_or(reason);
+                let _ = pending
+                    .reply
+                    .send(Outcome::Crashed(format!("init failed: {message}")));
+            }
+        }
+        // A process that keeps dying right away is retried less and less often.
+        backoff = if started.elapsed() > Duration::from_secs(10) {
+            Duration::from_millis(100)
+        } else {
+            (backoff * 2).min(Duration::from_secs(5))
+        };
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = http::stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+fn process_command(config: &FunctionConfig, runtime_api: &str) -> tokio::process::Command {
+    let stream_name = format!("local/[$LATEST]{}", uuid::Uuid::new_v4().simple());
+    let mut command = tokio::process::Command::new(&config.binary);
+    command
+        .env_clear()
+        .envs(
+            std::env::var_os("PATH").map(|p| ("PATH".to_owned(), p.to_string_lossy().into_owned())),
+        )
+        .envs(&config.environment)
+        .env("AWS_LAMBDA_FUNCTION_NAME", &config.name)
+        .env(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            config.memory_mb.to_string(),
+        )
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", config.name),
+        )
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", stream_name)
+        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+        .env("AWS_REGION", &config.region)
+        .env("AWS_DEFAULT_REGION", &config.region)
+        .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+        .env("_HANDLER", "bootstrap")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}

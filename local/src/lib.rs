@@ -1,0 +1,21 @@
+//! The whole system on one machine, with the same binaries that deploy.
+#![warn(missing_docs)]
+
+pub mod demo;
+pub mod filter;
+pub mod function;
+pub mod gateway;
+pub mod http;
+pub mod moto;
+pub mod resources;
+pub mod sqs_source;
+pub mod stack;
+pub mod stream_source;
+pub mod template;
+
+/// The current time in RFC 3339 (UTC).
+pub fn now_rfc3339() -> String {
+    aws_smithy_types::DateTime::from(std::time::SystemTime::now())
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}

@@ -1,0 +1,242 @@
+//! `local`: runs ecommerce-api on this machine: `up`, `demo`, `down`.
+#![allow(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use local::demo::{self, DemoOptions};
+use local::resources::Overrides;
+use local::stack::{Stack, StackOptions};
+
+#[derive(Parser)]
+#[command(
+    about = "Run ecommerce-api locally: moto, the real function binaries, event sources and an API gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the stack and keep it running until Ctrl-C or `local down`.
+    Up {
+        /// Gateway port on 127.0.0.1.
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// The API key clients must send as x-api-key.
+        #[arg(long, default_value = "local-api-key")]
+        api_key: String,
+        /// Use the binaries already in target/debug.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Start the stack, simulate users placing orders, follow every order, print a summary, stop.
+    Demo {
+        /// Simulated users (one order each).
+        #[arg(long, default_value_t = 50)]
+        users: usize,
+        /// Gateway port (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Seconds to wait for the pipeline.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Use the binaries already in target/debug.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Stop a stack started with `local up`.
+    Down,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn build(workspace: &Path) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    println!("local: building the function binaries (cargo build --bins -p ecommerce-api)");
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--bins", "-p", "ecommerce-api", "--locked"])
+        .current_dir(workspace)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo build failed: {status}"))
+    }
+}
+
+fn pid_file(options: &StackOptions) -> PathBuf {
+    options.state_dir.join("stack.pid")
+}
+
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+async fn up(mut options: StackOptions, port: u16, api_key: String) -> Result<(), String> {
+    options.api_port = port;
+    options.api_key = api_key;
+    let pid_file = pid_file(&options);
+    let stack = Stack::start(options).await.map_err(|e| e.to_string())?;
+    std::fs::write(&pid_file, std::process::id().to_string()).map_err(|e| e.to_string())?;
+    println!("local: stack is up");
+    println!(
+        "  API        {}   (header x-api-key: {})",
+        stack.api_url(),
+        stack.api_key()
+    );
+    println!("  table      {}", stack.resources().table_name);
+    for (id, queue) in &stack.resources().queues {
+        println!("  queue      {id}: {}", queue.url);
+    }
+    println!("  logs       {}/<function>.log", stack.logs().display());
+    println!(
+        "  try        curl -s -X POST -H 'x-api-key: {}' {}/loadProducts",
+        stack.api_key(),
+        stack.api_url()
+    );
+    println!("local: Ctrl-C or `cargo run -p local -- down` stops it");
+    wait_for_signal().await;
+    println!("local: stopping");
+    stack.stop().await;
+    let _ = std::fs::remove_file(&pid_file);
+    println!("local: stopped");
+    Ok(())
+}
+
+async fn run_demo(
+    mut options: StackOptions,
+    users: usize,
+    port: u16,
+    timeout: u64,
+) -> Result<bool, String> {
+    options.api_port = port;
+    // Deliberate local deviations, so a poison message is redriven in seconds:
+    options.overrides = Overrides {
+        visibility_timeout_seconds: Some(2),
+    };
+    options.stream_retry_delay = Duration::from_millis(500);
+    options.state_dir = options.state_dir.join("demo");
+    println!("local demo: starting moto, the three functions, their event sources and the gateway");
+    let stack = Stack::start(options).await.map_err(|e| e.to_string())?;
+    println!(
+        "local demo: {users} users placing orders through {}",
+        stack.api_url()
+    );
+    let demo_options = DemoOptions {
+        users,
+        timeout: Duration::from_secs(timeout),
+        ..DemoOptions::default()
+    };
+    let outcome = tokio::select! {
+        report = demo::run(&stack, &demo_options) => Some(report),
+        () = wait_for_signal() => None,
+    };
+    stack.stop().await;
+    match outcome {
+        None => Err("interrupted; the stack is stopped".to_owned()),
+        Some(Err(e)) => Err(e),
+        Some(Ok(report)) => {
+            println!("{report}");
+            if report.all_accounted_for() {
+                println!("local demo: every order is accounted for");
+                Ok(true)
+            } else {
+                println!(
+                    "local demo: {} orders unaccounted for: {:?}",
+                    report.unaccounted.len(),
+                    report.unaccounted
+                );
+                Ok(false)
+            }
+        }
+    }
+}
+
+fn down(options: &StackOptions) -> Result<(), String> {
+    let pid_file = pid_file(options);
+    let Ok(pid) = std::fs::read_to_string(&pid_file) else {
+        println!("local: no stack is running (no {})", pid_file.display());
+        return Ok(());
+    };
+    let pid = pid.trim().to_owned();
+    let kill = |args: &[&str]| {
+        std::process::Command::new("kill")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !kill(&["-TERM", &pid]) {
+        let _ = std::fs::remove_file(&pid_file);
+        println!("local: the stack (pid {pid}) was not running");
+        return Ok(());
+    }
+    for _ in 0..150 {
+        if !kill(&["-0", &pid]) {
+            println!("local: stopped");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("the stack (pid {pid}) did not stop within 15 s"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let workspace = workspace();
+    let options = match StackOptions::for_workspace(&workspace) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("local: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Up {
+            port,
+            api_key,
+            no_build,
+        } => match if no_build { Ok(()) } else { build(&workspace) } {
+            Ok(()) => up(options, port, api_key).await.map(|()| true),
+            Err(e) => Err(e),
+        },
+        Command::Demo {
+            users,
+            port,
+            timeout,
+            no_build,
+        } => match if no_build { Ok(()) } else { build(&workspace) } {
+            Ok(()) => run_demo(options, users, port, timeout).await,
+            Err(e) => Err(e),
+        },
+        Command::Down => down(&options).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! An SQS event source mapping, run locally.
+//!
+//! Receives up to `BatchSize` messages (at most 10 per receive), invokes the function
+//! with Lambda's SQS event, deletes the messages that succeeded and leaves the failed
+//! ones on the queue: they come back after the visibility timeout, and the queue's
+//! redrive policy moves them to the dead-letter queue after `maxReceiveCount`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::function::{Function, Outcome};
+use crate::resources::QueueRef;
+
+/// Settings of one SQS mapping.
+#[derive(Debug, Clone)]
+pub struct SqsSourceConfig {
+    /// The queue.
+    pub queue: QueueRef,
+    /// The region in the records.
+    pub region: String,
+    /// Most messages per invocation (capped at 10).
+    pub batch_size: usize,
+    /// Whether the function's `batchItemFailures` are honoured.
+    pub report_batch_item_failures: bool,
+}
+
+/// Counters of an SQS source.
+#[derive(Debug, Default)]
+pub struct SqsSourceStats {
+    /// Messages received (a redelivery counts again).
+    pub received: AtomicU64,
+    /// Messages deleted after success.
+    pub deleted: AtomicU64,
+    /// Messages left for redelivery.
+    pub failed: AtomicU64,
+}
+
+/// Runs an SQS mapping until `shutdown`.
+pub async fn run(
+    config: SqsSourceConfig,
+    sdk: aws_config::SdkConfig,
+    function: Function,
+    stats: Arc<SqsSourceStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    loop {
+        let receive = client
+            .receive_message()
+            .queue_url(&config.queue.url)
+            .max_number_of_messages(config.batch_size.clamp(1, 10) as i32)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send();
+        let messages = tokio::select! {
+            received = receive => match received {
+                Ok(output) => output.messages.unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receiving from the queue failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            },
+            () = crate::http::stopped(&mut shutdown) => return,
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        stats
+            .received
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        let event = json!({ "Records": messages.iter().map(|m| lambda_sqs_record(m, &config.queue.arn, &config.region)).collect::<Vec<_>>() });
+        let outcome = function.invoke(event.to_string()).await;
+        let failed = failed_ids(&config, &messages, &outcome);
+        function
+            .stats()
+            .batch_item_failures
+            .fetch_add(failed.len() as u64, Ordering::Relaxed);
+        stats
+            .failed
+            .fetch_add(failed.len() as u64, Ordering::Relaxed);
+        let done: Vec<&Message> = messages
+            .iter()
+            .filter(|m| {
+                m.message_id
+                    .as_deref()
+                    .is_some_and(|id| !failed.contains(id))
+            })
+            .collect();
+        for chunk in done.chunks(10) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle.clone()?)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            match client
+                .delete_message_batch()
+                .queue_url(&config.queue.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(output) => {
+                    stats.deleted.fetch_add(
+                        (chunk.len() - output.failed.len()) as u64,
+                        Ordering::Relaxed,
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "deleting processed messages failed; they will be redelivered")
+                }
+            }
+        }
+    }
+}
+
+/// The ids of the messages to leave on the queue.
+fn failed_ids(
+    config: &SqsSourceConfig,
+    messages: &[Message],
+    outcome: &Outcome,
+) -> HashSet<String> {
+    let all = || {
+        messages
+            .iter()
+            .filter_map(|m| m.message_id.clone())
+            .collect()
+    };
+    let Outcome::Response(body) = outcome else {
+        return all();
+    };
+    if !config.report_batch_item_failures {
+        return HashSet::new();
+    }
+    let response: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let Some(failures) = response.get("batchItemFailures").and_then(Value::as_array) else {
+        return HashSet::new();
+    };
+    let known: HashSet<&str> = messages
+        .iter()
+        .filter_map(|m| m.message_id.as_deref())
+        .collect();
+    let mut failed = HashSet::new();
+    for failure in failures {
+        match failure.get("itemIdentifier").and_then(Value::as_str) {
+            Some(id) if known.contains(id) => {
+                failed.insert(id.to_owned());
+            }
+            // An empty or unknown identifier fails the whole batch, as on Lambda.
+            _ => return all(),
+        }
+    }
+    failed
+}
+
+/// An SQS message as Lambda's event carries it.
+pub fn lambda_sqs_record(message: &Message, queue_arn: &str, region: &str) -> Value {
+    let attributes: serde_json::Map<String, Value> = message
+        .attributes
+        .as_ref()
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let message_attributes: serde_json::Map<String, Value> = message
+        .message_attributes
+        .as_ref()
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| {
+                    let value = json!({ "stringValue": v.string_value, "stringListValues": [], "binaryListValues": [], "dataType": v.data_type });
+                    (k.clone(), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "messageId": message.message_id,
+        "receiptHandle": message.receipt_handle,
+        "body": message.body,
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": message.md5_of_body,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    })
+}

@@ -1,0 +1,381 @@
+//! The local stack: emulator, resources, functions, event sources and gateway, built
+//! from `template.yaml` and stopped as one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::filter::Pattern;
+use crate::function::{Function, FunctionConfig};
+use crate::gateway::{self, GatewayConfig};
+use crate::moto::{self, Moto};
+use crate::resources::{self, Overrides, Resources};
+use crate::sqs_source::{self, SqsSourceConfig, SqsSourceStats};
+use crate::stream_source::{self, StreamSourceConfig, StreamSourceStats};
+use crate::template::{StackSpec, Value};
+
+/// Why the stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// The template could not be read.
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    /// The emulator could not start.
+    #[error(transparent)]
+    Moto(#[from] moto::MotoError),
+    /// A resource could not be created.
+    #[error(transparent)]
+    Resource(#[from] resources::ResourceError),
+    /// Something the template names is missing or cannot be resolved.
+    #[error("{0}")]
+    Config(String),
+    /// A port or file could not be opened.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How to run the stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// The SAM template.
+    pub template: PathBuf,
+    /// Where the functions' binaries are (`<binaries>/<Binary>`).
+    pub binaries: PathBuf,
+    /// `moto_server`.
+    pub moto_server: PathBuf,
+    /// Where logs go (`<state>/logs/<function>.log`, `<state>/logs/moto.log`).
+    pub state_dir: PathBuf,
+    /// Gateway port on 127.0.0.1 (0 for any free port).
+    pub api_port: u16,
+    /// The API key clients must send.
+    pub api_key: String,
+    /// Prefix of resource names.
+    pub prefix: String,
+    /// Region reported to functions and in events.
+    pub region: String,
+    /// Deliberate local deviations from the template.
+    pub overrides: Overrides,
+    /// Pause before a stream batch is retried.
+    pub stream_retry_delay: Duration,
+}
+
+impl StackOptions {
+    /// Defaults for a workspace: template at its root, debug binaries, `.local/` state.
+    ///
+    /// # Errors
+    /// If `moto_server` is not installed.
+    pub fn for_workspace(workspace: &Path) -> Result<Self, moto::MotoError> {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace.join("target"), PathBuf::from);
+        Ok(Self {
+            template: workspace.join("template.yaml"),
+            binaries: target.join("debug"),
+            moto_server: moto::locate(workspace)?,
+            state_dir: workspace.join(".local"),
+            api_port: 3000,
+            api_key: "local-api-key".to_owned(),
+            prefix: "ecommerce".to_owned(),
+            region: "eu-west-1".to_owned(),
+            overrides: Overrides::default(),
+            stream_retry_delay: Duration::from_secs(1),
+        })
+    }
+}
+
+/// Counters of the event sources.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    /// Per stream mapping, by function logical id.
+    pub streams: BTreeMap<String, Arc<StreamSourceStats>>,
+    /// Per SQS mapping, by function logical id.
+    pub queues: BTreeMap<String, Arc<SqsSourceStats>>,
+}
+
+/// A running stack.
+#[derive(Debug)]
+pub struct Stack {
+    spec: StackSpec,
+    resources: Resources,
+    sdk: aws_config::SdkConfig,
+    functions: BTreeMap<String, Function>,
+    sources: SourceStats,
+    api_url: String,
+    api_key: String,
+    logs: PathBuf,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    moto: Option<Moto>,
+}
+
+fn resolve(value: &Value, spec: &StackSpec, resources: &Resources) -> Result<String, StackError> {
+    let missing = |what: String| StackError::Config(format!("template: cannot resolve {what}"));
+    match value {
+        Value::Literal(text) => Ok(text.clone()),
+        Value::Ref(id) if *id == resources.table_logical_id => Ok(resources.table_name.clone()),
+        Value::Ref(id) => resources
+            .queue(id)
+            .map(|q| q.url.clone())
+            .or_else(|| spec.parameters.get(id).cloned())
+            .ok_or_else(|| missing(format!("!Ref {id}"))),
+        Value::GetAtt(id, attribute) => {
+            if *id == resources.table_logical_id {
+                match attribute.as_str() {
+                    "Arn" => return Ok(resources.table_arn.clone()),
+                    "StreamArn" => {
+                        return resources
+                            .stream_arn
+                            .clone()
+                            .ok_or_else(|| missing(format!("{id}.StreamArn")));
+                    }
+                    _ => {}
+                }
+            }
+            let queue = resources
+                .queue(id)
+                .ok_or_else(|| missing(format!("!GetAtt {id}.{attribute}")))?;
+            match attribute.as_str() {
+                "Arn" => Ok(queue.arn.clone()),
+                "QueueName" => Ok(queue.name.clone()),
+                "QueueUrl" => Ok(queue.url.clone()),
+                _ => Err(missing(format!("!GetAtt {id}.{attribute}"))),
+            }
+        }
+    }
+}
+
+impl Stack {
+    /// Starts everything the template describes.
+    ///
+    /// # Errors
+    /// [`StackError`] naming what failed; whatever had started is stopped again.
+    pub async fn start(options: StackOptions) -> Result<Self, StackError> {
+        let spec = StackSpec::from_file(&options.template)?;
+        let logs = options.state_dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let moto = Moto::start(&options.moto_server, &logs.join("moto.log"))?;
+        let sdk = resources::emulator_sdk_config(moto.endpoint(), &options.region).await;
+        let resources = resources::create(&sdk, &spec, &options.prefix, &options.overrides).await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut stack = Self {
+            spec,
+            resources,
+            sdk,
+            functions: BTreeMap::new(),
+            sources: SourceStats::default(),
+            api_url: String::new(),
+            api_key: options.api_key.clone(),
+            logs,
+            shutdown,
+            tasks: Vec::new(),
+            moto: Some(moto),
+        };
+        if let Err(e) = stack.start_parts(&options, shutdown_rx).await {
+            stack.stop().await;
+            return Err(e);
+        }
+        Ok(stack)
+    }
+
+    async fn start_parts(
+        &mut self,
+        options: &StackOptions,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), StackError> {
+        let endpoint = self
+            .moto
+            .as_ref()
+            .map(|m| m.endpoint().to_owned())
+            .unwrap_or_default();
+        for function in &self.spec.functions {
+            let binary = options.binaries.join(&function.binary);
+            if !binary.exists() {
+                return Err(StackError::Config(format!(
+                    "{} not built at {} (cargo build --bins builds it)",
+                    function.binary,
+                    binary.display()
+                )));
+            }
+            let mut environment = BTreeMap::new();
+            for (name, value) in &function.environment {
+                environment.insert(name.clone(), resolve(value, &self.spec, &self.resources)?);
+            }
+            environment.insert("AWS_ENDPOINT_URL".to_owned(), endpoint.clone());
+            environment.insert("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned());
+            environment.insert("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned());
+            if let Some(level) = &function.log_level {
+                environment.insert("AWS_LAMBDA_LOG_LEVEL".to_owned(), level.clone());
+            }
+            if let Some(format) = &function.log_format {
+                environment.insert("AWS_LAMBDA_LOG_FORMAT".to_owned(), format.clone());
+            }
+            let config = FunctionConfig {
+                name: function.binary.clone(),
+                binary,
+                timeout: Duration::from_secs(function.timeout_seconds),
+                memory_mb: function.memory_mb,
+                region: options.region.clone(),
+                environment,
+                log_file: self.logs.join(format!("{}.log", function.binary)),
+            };
+            let started = Function::start(config, shutdown.clone()).await?;
+            self.functions.insert(function.logical_id.clone(), started);
+        }
+
+        for mapping in &self.spec.stream_mappings {
+            let function = self.function_by_id(&mapping.function)?;
+            let stream_arn = self.resources.stream_arn.clone().ok_or_else(|| {
+                StackError::Config(format!("table {} has no stream", mapping.table))
+            })?;
+            let filters = mapping
+                .filters
+                .iter()
+                .map(|f| Pattern::new(f.clone()).map_err(|e| StackError::Config(e.to_string())))
+                .collect::<Result<_, _>>()?;
+            let on_failure =
+                match &mapping.on_failure_queue {
+                    Some(id) => Some(self.resources.queue(id).cloned().ok_or_else(|| {
+                        StackError::Config(format!("on-failure queue {id} missing"))
+                    })?),
+                    None => None,
+                };
+            let config = StreamSourceConfig {
+                stream_arn,
+                region: options.region.clone(),
+                batch_size: mapping.batch_size,
+                batching_window: Duration::from_secs(mapping.batching_window_seconds),
+                bisect_on_error: mapping.bisect_on_error,
+                maximum_retry_attempts: mapping.maximum_retry_attempts,
+                report_batch_item_failures: mapping.report_batch_item_failures,
+                filters,
+                on_failure,
+                retry_delay: options.stream_retry_delay,
+            };
+            let stats = Arc::new(StreamSourceStats::default());
+            self.sources
+                .streams
+                .insert(mapping.function.clone(), Arc::clone(&stats));
+            self.tasks.push(tokio::spawn(stream_source::run(
+                config,
+                self.sdk.clone(),
+                function,
+                stats,
+                shutdown.clone(),
+            )));
+        }
+
+        for mapping in &self.spec.sqs_mappings {
+            let function = self.function_by_id(&mapping.function)?;
+            let queue = self
+                .resources
+                .queue(&mapping.queue)
+                .cloned()
+                .ok_or_else(|| StackError::Config(format!("queue {} missing", mapping.queue)))?;
+            let config = SqsSourceConfig {
+                queue,
+                region: options.region.clone(),
+                batch_size: mapping.batch_size,
+                report_batch_item_failures: mapping.report_batch_item_failures,
+            };
+            let stats = Arc::new(SqsSourceStats::default());
+            self.sources
+                .queues
+                .insert(mapping.function.clone(), Arc::clone(&stats));
+            self.tasks.push(tokio::spawn(sqs_source::run(
+                config,
+                self.sdk.clone(),
+                function,
+                stats,
+                shutdown.clone(),
+            )));
+        }
+
+        let stage = self
+            .spec
+            .parameters
+            .get("Stage")
+            .cloned()
+            .unwrap_or_else(|| "local".to_owned());
+        let gateway = GatewayConfig {
+            port: options.api_port,
+            api_key: options.api_key.clone(),
+            stage,
+            routes: self.spec.routes.clone(),
+        };
+        let functions: HashMap<String, Function> = self
+            .functions
+            .iter()
+            .map(|(id, f)| (id.clone(), f.clone()))
+            .collect();
+        let address = gateway::start(gateway, functions, shutdown).await?;
+        self.api_url = format!("http://{address}");
+        Ok(())
+    }
+
+    fn function_by_id(&self, id: &str) -> Result<Function, StackError> {
+        self.functions
+            .get(id)
+            .cloned()
+            .ok_or_else(|| StackError::Config(format!("function {id} missing")))
+    }
+
+    /// The gateway's base URL.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    /// The API key.
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    /// The created resources.
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
+
+    /// The template as read.
+    pub fn spec(&self) -> &StackSpec {
+        &self.spec
+    }
+
+    /// SDK configuration pointing at the emulator.
+    pub fn sdk(&self) -> &aws_config::SdkConfig {
+        &self.sdk
+    }
+
+    /// The functions by logical id.
+    pub fn functions(&self) -> &BTreeMap<String, Function> {
+        &self.functions
+    }
+
+    /// A function by its binary name (`orders-api`, ...).
+    pub fn function(&self, binary: &str) -> Option<&Function> {
+        self.functions.values().find(|f| f.name() == binary)
+    }
+
+    /// The event sources' counters.
+    pub fn sources(&self) -> &SourceStats {
+        &self.sources
+    }
+
+    /// Where the logs are.
+    pub fn logs(&self) -> &Path {
+        &self.logs
+    }
+
+    /// Stops everything and waits until every process has exited.
+    pub async fn stop(mut self) {
+        self.shutdown.send_replace(true);
+        for task in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        for function in self.functions.values() {
+            function.stopped().await;
+        }
+        drop(self.moto.take());
+    }
+}
