@@ -8,14 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+use crate::client::ApiClient;
 use crate::function::FunctionStats;
 use crate::stack::Stack;
 
@@ -157,54 +153,6 @@ impl fmt::Display for DemoReport {
     }
 }
 
-struct Api {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        idempotency_key: Option<&str>,
-    ) -> Result<(u16, Value), String> {
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("x-api-key", &self.key);
-        if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key);
-        }
-        let body = match body {
-            Some(body) => {
-                request = request.header("content-type", "application/json");
-                Full::new(Bytes::from(body.to_string()))
-            }
-            None => Full::new(Bytes::new()),
-        };
-        let request = request.body(body).map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        ))
-    }
-}
-
 fn millis(rfc3339: &str) -> Option<i64> {
     aws_smithy_types::DateTime::from_str(rfc3339, aws_smithy_types::date_time::Format::DateTime)
         .ok()?
@@ -218,11 +166,10 @@ fn millis(rfc3339: &str) -> Option<i64> {
 /// A message if the API cannot be reached or the catalogue cannot be loaded.
 pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, String> {
     let started = Instant::now();
-    let api = Arc::new(Api {
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        base: stack.api_url().to_owned(),
-        key: stack.api_key().to_owned(),
-    });
+    let api = Arc::new(ApiClient::new(
+        stack.api_url(),
+        Some(stack.api_key().to_owned()),
+    ));
     let (status, loaded) = api.call("POST", "/loadProducts", None, None).await?;
     if status != 200 {
         return Err(format!("POST /loadProducts answered {status}: {loaded}"));
@@ -261,7 +208,7 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, Str
                 let product = &products[(user * 7 + line * 3) % products.len()];
                 let body = json!({ "product_id": product, "quantity": 1 + (user + line) % 3 });
                 let (status, answer) = api
-                    .call("POST", &format!("/cart/{user_id}"), Some(body), None)
+                    .call("POST", &format!("/cart/{user_id}"), Some(&body), None)
                     .await?;
                 if status != 201 && status != 200 {
                     return Err(format!(
@@ -274,7 +221,7 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, Str
                 .call(
                     "POST",
                     "/order",
-                    Some(json!({ "user_id": user_id })),
+                    Some(&json!({ "user_id": user_id })),
                     Some(&key),
                 )
                 .await?;

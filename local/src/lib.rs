@@ -1,6 +1,7 @@
 //! The whole system on one machine, with the same binaries that deploy.
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod demo;
 pub mod filter;
 pub mod function;

@@ -145,6 +145,7 @@ async fn run_demo(
     let demo_options = DemoOptions {
         users,
         timeout: Duration::from_secs(timeout),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         ..DemoOptions::default()
     };
     let outcome = tokio::select! {

@@ -1,8 +1,9 @@
 //! Starts and stops `moto_server`, the local AWS emulator.
 //!
-//! moto runs under a small shell that waits on its standard input. When the owner of
-//! [`Moto`] ends, however it ends, the pipe closes and the shell stops the server, so
-//! no emulator outlives the process that started it.
+//! moto is a direct child: dropping [`Moto`] kills it and waits for it. A small
+//! watchdog shell covers the other endings (a panic that aborts, `kill -9`): it waits
+//! on a pipe from this process and stops moto when the pipe closes, so no emulator
+//! outlives the process that started it.
 
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -52,7 +53,8 @@ pub fn locate(workspace: &Path) -> Result<PathBuf, MotoError> {
 #[derive(Debug)]
 pub struct Moto {
     endpoint: String,
-    guard: Child,
+    server: Child,
+    watchdog: Option<Child>,
 }
 
 impl Moto {
@@ -65,19 +67,26 @@ impl Moto {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
             .local_addr()?
             .port();
-        let guard = Command::new("sh")
+        let output = std::fs::File::create(log)?;
+        let server = Command::new(binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output)
+            .spawn()?;
+        let watchdog = Command::new("sh")
             .arg("-c")
-            .arg(r#""$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 & pid=$!; cat >/dev/null; kill "$pid" 2>/dev/null; wait "$pid""#)
-            .arg(binary)
-            .arg(port.to_string())
-            .arg(log)
+            .arg(r#"cat >/dev/null; kill "$0" 2>/dev/null"#)
+            .arg(server.id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .spawn()?;
-        let moto = Self {
+            .spawn();
+        let mut moto = Self {
             endpoint: format!("http://127.0.0.1:{port}"),
-            guard,
+            server,
+            watchdog: None,
         };
+        moto.watchdog = Some(watchdog?);
         let limit = Duration::from_secs(30);
         let started = Instant::now();
         while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
@@ -103,8 +112,12 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        // Closing the shell's stdin makes it stop moto and exit.
-        drop(self.guard.stdin.take());
-        let _ = self.guard.wait();
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        if let Some(mut watchdog) = self.watchdog.take() {
+            // Closing its stdin lets the watchdog finish (its kill finds nothing now).
+            drop(watchdog.stdin.take());
+            let _ = watchdog.wait();
+        }
     }
 }

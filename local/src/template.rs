@@ -400,6 +400,35 @@ impl<'a> Reader<'a> {
     fn table(&self, id: &str, table: &Yaml) -> Result<TableSpec, TemplateError> {
         let props = get(table, "Properties")
             .ok_or_else(|| unsupported(format!("{id} has no Properties")))?;
+        // Properties with no local effect; anything else unknown is refused, so a new
+        // table feature cannot be silently missing from local runs.
+        const NO_LOCAL_EFFECT: [&str; 6] = [
+            "BillingMode",
+            "PointInTimeRecoverySpecification",
+            "SSESpecification",
+            "Tags",
+            "DeletionProtectionEnabled",
+            "ContributorInsightsSpecification",
+        ];
+        const MODELLED: [&str; 5] = [
+            "AttributeDefinitions",
+            "KeySchema",
+            "GlobalSecondaryIndexes",
+            "StreamSpecification",
+            "TimeToLiveSpecification",
+        ];
+        for name in props
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, _)| text(k))
+        {
+            if !NO_LOCAL_EFFECT.contains(&name.as_str()) && !MODELLED.contains(&name.as_str()) {
+                return Err(unsupported(format!(
+                    "{id}: table property {name} is not modelled by the local stack"
+                )));
+            }
+        }
         let attributes = get(props, "AttributeDefinitions")
             .and_then(Yaml::as_sequence)
             .ok_or_else(|| unsupported(format!("{id} has no AttributeDefinitions")))?
@@ -725,5 +754,11 @@ Resources:
 "#;
         let err = StackSpec::from_yaml(yaml).unwrap_err().to_string();
         assert!(err.contains("!Sub"), "{err}");
+        let lsi = "Resources:\n  T: { Type: AWS::DynamoDB::Table, Properties: { LocalSecondaryIndexes: [] } }\n";
+        let err = StackSpec::from_yaml(lsi).unwrap_err().to_string();
+        assert!(
+            err.contains("LocalSecondaryIndexes is not modelled"),
+            "{err}"
+        );
     }
 }

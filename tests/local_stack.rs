@@ -1,0 +1,308 @@
+//! End-to-end tests on the local stack: moto, the three real function binaries behind
+//! the local Lambda Runtime API, the event sources and the API gateway, all built from
+//! `template.yaml`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use local::client::ApiClient;
+use local::function::FunctionStats;
+use local::resources::Overrides;
+use local::stack::{Stack, StackOptions};
+use serde_json::{Value, json};
+use support::{max_receive_count, read, workspace};
+
+const KEY: &str = "e2e-test-key";
+
+async fn start_stack(stream_retry_delay: Duration) -> (Stack, PathBuf) {
+    let state = std::env::temp_dir().join(format!("local-stack-{}", uuid::Uuid::new_v4()));
+    let mut options = StackOptions::for_workspace(&workspace()).unwrap();
+    options.binaries = Path::new(env!("CARGO_BIN_EXE_orders-api"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    options.state_dir = state.clone();
+    options.api_port = 0;
+    options.api_key = KEY.to_owned();
+    options.overrides = Overrides {
+        visibility_timeout_seconds: Some(1),
+    };
+    options.stream_retry_delay = stream_retry_delay;
+    (Stack::start(options).await.unwrap(), state)
+}
+
+fn client(stack: &Stack) -> ApiClient {
+    ApiClient::new(stack.api_url(), Some(KEY.to_owned()))
+}
+
+async fn wait_until<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !condition().await {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn place_order(api: &ApiClient, user: &str, products: &[&str]) -> String {
+    assert_eq!(
+        api.call("POST", "/loadProducts", None, None)
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    for product in products {
+        let body = json!({ "product_id": product, "quantity": 1 });
+        let (status, answer) = api
+            .call("POST", &format!("/cart/{user}"), Some(&body), None)
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{answer}");
+    }
+    let (status, order) = api
+        .call("POST", "/order", Some(&json!({ "user_id": user })), None)
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{order}");
+    order["order_id"].as_str().unwrap().to_owned()
+}
+
+async fn order_status(api: &ApiClient, id: &str) -> Value {
+    let (status, order) = api
+        .call("GET", &format!("/orders/{id}"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{order}");
+    order
+}
+
+fn stat(
+    stack: &Stack,
+    function: &str,
+    pick: fn(&FunctionStats) -> &std::sync::atomic::AtomicU64,
+) -> u64 {
+    FunctionStats::get(pick(stack.function(function).unwrap().stats()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_placed_through_the_gateway_is_processed_and_nothing_outlives_the_stack() {
+    let (stack, state) = start_stack(Duration::from_millis(300)).await;
+    let api = client(&stack);
+    let id = place_order(&api, "e2e-alice", &["desk-oak-140", "lamp-led-arc"]).await;
+    wait_until(
+        "the order to be processed",
+        Duration::from_secs(30),
+        || async { order_status(&api, &id).await["order_status"] == "PROCESSED" },
+    )
+    .await;
+    let order = order_status(&api, &id).await;
+    assert!(
+        order["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["line_status"] == "ORDERED")
+    );
+    // Both pipeline functions logged the order by id.
+    for function in ["process-cart-products", "update-cart-products"] {
+        let log = read(&stack.logs().join(format!("{function}.log")));
+        assert!(log.contains(&id), "{function} did not log {id}");
+    }
+
+    let pids: Vec<u32> = stack
+        .functions()
+        .values()
+        .map(local::function::Function::pid)
+        .collect();
+    assert!(pids.iter().all(|pid| *pid != 0));
+    let gateway = stack.api_url().trim_start_matches("http://").to_owned();
+    stack.stop().await;
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "function process {pid} still running"
+        );
+    }
+    assert!(
+        std::net::TcpStream::connect(&gateway).is_err(),
+        "the gateway still listens"
+    );
+    let _ = std::fs::remove_dir_all(state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_requires_the_api_key() {
+    let (stack, state) = start_stack(Duration::from_millis(300)).await;
+    let missing = ApiClient::new(stack.api_url(), None);
+    let wrong = ApiClient::new(stack.api_url(), Some("not-the-key".to_owned()));
+    for api in [&missing, &wrong] {
+        let (status, body) = api.call("GET", "/products", None, None).await.unwrap();
+        assert_eq!((status, &body["message"]), (403, &json!("Forbidden")));
+    }
+    let (status, body) = client(&stack)
+        .call("GET", "/no/such/route", None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, &body["message"]),
+        (403, &json!("Missing Authentication Token"))
+    );
+    let (status, body) = client(&stack)
+        .call("GET", "/products", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    // The API's own errors come through with their status and shape.
+    let (status, body) = client(&stack)
+        .call("GET", "/orders/not-a-uuid", None, None)
+        .await
+        .unwrap();
+    assert_eq!((status, &body["error"]), (400, &json!("VALIDATION_FAILED")));
+    assert_eq!(
+        stat(&stack, "orders-api", |s| &s.invocations),
+        2,
+        "rejected requests never reach the function"
+    );
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_reaches_the_dead_letter_queue_after_max_receive_count() {
+    let (stack, state) = start_stack(Duration::from_millis(300)).await;
+    let sqs = aws_sdk_sqs::Client::new(stack.sdk());
+    let queue = stack.resources().queue("OrdersQueue").unwrap().clone();
+    let dlq = stack
+        .resources()
+        .queue("OrdersDeadLetterQueue")
+        .unwrap()
+        .clone();
+    let poison = r#"{"version":1,"order_id":"cut short"#;
+    sqs.send_message()
+        .queue_url(&queue.url)
+        .message_body(poison)
+        .send()
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let dead: Vec<String> = loop {
+        let messages = sqs
+            .receive_message()
+            .queue_url(&dlq.url)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if !messages.is_empty() {
+            break messages.into_iter().filter_map(|m| m.body).collect();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the poison message never reached the DLQ"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(dead, [poison]);
+    let failures = stat(&stack, "update-cart-products", |s| &s.batch_item_failures);
+    assert_eq!(
+        failures,
+        u64::from(max_receive_count()),
+        "one failed attempt per receive"
+    );
+    let left = sqs
+        .receive_message()
+        .queue_url(&queue.url)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert!(left.is_empty());
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_record_whose_send_fails_is_retried_and_forwarded_exactly_once() {
+    let (stack, state) = start_stack(Duration::from_secs(1)).await;
+    let api = client(&stack);
+    let sqs = aws_sdk_sqs::Client::new(stack.sdk());
+    let queue = stack.resources().queue("OrdersQueue").unwrap().clone();
+    let set_max_size = |bytes: &'static str| {
+        let (sqs, url) = (sqs.clone(), queue.url.clone());
+        async move {
+            sqs.set_queue_attributes()
+                .queue_url(url)
+                .attributes(QueueAttributeName::MaximumMessageSize, bytes)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    // The queue refuses messages over 1 KiB; an order with twenty lines is larger.
+    set_max_size("1024").await;
+    let (_, catalogue) = {
+        assert_eq!(
+            api.call("POST", "/loadProducts", None, None)
+                .await
+                .unwrap()
+                .0,
+            200
+        );
+        api.call("GET", "/products", None, None).await.unwrap()
+    };
+    let products: Vec<String> = catalogue["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["product_id"].as_str().unwrap().to_owned())
+        .collect();
+    let products: Vec<&str> = products.iter().map(String::as_str).collect();
+    let id = place_order(&api, "e2e-bulk", &products).await;
+
+    wait_until(
+        "a reported send failure",
+        Duration::from_secs(30),
+        || async { stat(&stack, "process-cart-products", |s| &s.batch_item_failures) >= 1 },
+    )
+    .await;
+    set_max_size("262144").await;
+    wait_until(
+        "the order to be processed",
+        Duration::from_secs(30),
+        || async { order_status(&api, &id).await["order_status"] == "PROCESSED" },
+    )
+    .await;
+    // Give a duplicate, if one had been sent, the time to arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let queue_stats = &stack.sources().queues["UpdateCartProductsFunction"];
+    assert_eq!(
+        FunctionStats::get(&queue_stats.received),
+        1,
+        "the order was forwarded once"
+    );
+    let stream_stats = &stack.sources().streams["ProcessCartProductsFunction"];
+    assert!(FunctionStats::get(&stream_stats.retries) >= 1);
+    assert_eq!(FunctionStats::get(&stream_stats.records_set_aside), 0);
+    let log = read(&stack.logs().join("update-cart-products.log"));
+    assert_eq!(log.matches("order completed").count(), 1);
+    assert!(!log.contains("already completed"));
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(state);
+}
