@@ -55,14 +55,20 @@ where
     }
 }
 
+/// Loads the catalogue and returns its product ids.
+async fn load_catalogue(api: &ApiClient) -> Vec<String> {
+    let (status, body) = api.call("POST", "/loadProducts", None, None).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (_, catalogue) = api.call("GET", "/products", None, None).await.unwrap();
+    catalogue["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["product_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn place_order(api: &ApiClient, user: &str, products: &[&str]) -> String {
-    assert_eq!(
-        api.call("POST", "/loadProducts", None, None)
-            .await
-            .unwrap()
-            .0,
-        200
-    );
     for product in products {
         let body = json!({ "product_id": product, "quantity": 1 });
         let (status, answer) = api
@@ -100,6 +106,7 @@ fn stat(
 async fn an_order_placed_through_the_gateway_is_processed_and_nothing_outlives_the_stack() {
     let (stack, state) = start_stack(Duration::from_millis(300)).await;
     let api = client(&stack);
+    load_catalogue(&api).await;
     let id = place_order(&api, "e2e-alice", &["desk-oak-140", "lamp-led-arc"]).await;
     wait_until(
         "the order to be processed",
@@ -256,22 +263,7 @@ async fn a_stream_record_whose_send_fails_is_retried_and_forwarded_exactly_once(
     };
     // The queue refuses messages over 1 KiB; an order with twenty lines is larger.
     set_max_size("1024").await;
-    let (_, catalogue) = {
-        assert_eq!(
-            api.call("POST", "/loadProducts", None, None)
-                .await
-                .unwrap()
-                .0,
-            200
-        );
-        api.call("GET", "/products", None, None).await.unwrap()
-    };
-    let products: Vec<String> = catalogue["products"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["product_id"].as_str().unwrap().to_owned())
-        .collect();
+    let products = load_catalogue(&api).await;
     let products: Vec<&str> = products.iter().map(String::as_str).collect();
     let id = place_order(&api, "e2e-bulk", &products).await;
 

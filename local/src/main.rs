@@ -60,9 +60,11 @@ fn workspace() -> PathBuf {
 
 fn build(workspace: &Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    println!("local: building the function binaries (cargo build --bins -p ecommerce-api)");
+    // The whole workspace, so features unify as in `cargo test --workspace` and the
+    // test build's artifacts are reused.
+    println!("local: building the function binaries (cargo build --workspace --bins)");
     let status = std::process::Command::new(cargo)
-        .args(["build", "--bins", "-p", "ecommerce-api", "--locked"])
+        .args(["build", "--workspace", "--bins", "--locked"])
         .current_dir(workspace)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
