@@ -298,3 +298,66 @@ async fn a_stream_record_whose_send_fails_is_retried_and_forwarded_exactly_once(
     stack.stop().await;
     let _ = std::fs::remove_dir_all(state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_record_that_keeps_failing_goes_to_the_on_failure_destination_and_the_shard_moves_on()
+ {
+    let (stack, state) = start_stack(Duration::from_millis(200)).await;
+    let api = client(&stack);
+    load_catalogue(&api).await;
+    // An ORDERED order the pipeline cannot read: it passes the mapping's filter and
+    // fails in process-cart-products on every attempt.
+    let broken = uuid::Uuid::new_v4().to_string();
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned());
+    aws_sdk_dynamodb::Client::new(stack.sdk())
+        .put_item()
+        .table_name(&stack.resources().table_name)
+        .item("PK", s(&format!("ORDER#{broken}")))
+        .item("SK", s("ORDER"))
+        .item("entity", s("ORDER"))
+        .item("order_status", s("ORDERED"))
+        .item("order_id", s(&broken))
+        .item("lines", s("not a list"))
+        .send()
+        .await
+        .unwrap();
+    let id = place_order(&api, "e2e-behind", &["mug-stoneware-set"]).await;
+
+    wait_until(
+        "the order behind the broken record to be processed",
+        Duration::from_secs(30),
+        || async { order_status(&api, &id).await["order_status"] == "PROCESSED" },
+    )
+    .await;
+    let destination = stack
+        .resources()
+        .queue("StreamFailureQueue")
+        .unwrap()
+        .url
+        .clone();
+    let messages = aws_sdk_sqs::Client::new(stack.sdk())
+        .receive_message()
+        .queue_url(destination)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(messages.len(), 1);
+    let record: Value = serde_json::from_str(messages[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        record["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    let retries = stack.spec().stream_mappings[0].maximum_retry_attempts;
+    assert_eq!(
+        record["requestContext"]["approximateInvokeCount"],
+        retries + 1
+    );
+    assert_eq!(record["DDBStreamBatchInfo"]["batchSize"], 1);
+    let stream_stats = &stack.sources().streams["ProcessCartProductsFunction"];
+    assert_eq!(FunctionStats::get(&stream_stats.records_set_aside), 1);
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(state);
+}

@@ -64,3 +64,36 @@ pub async fn complete_orders(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fixture holds a malformed message between two good ones: parsing, which runs
+    /// before any table access, fails that one alone.
+    #[test]
+    fn a_malformed_message_between_good_ones_fails_alone() {
+        let event =
+            RawValue::from_string(include_str!("../../tests/fixtures/sqs-batch.json").to_owned())
+                .unwrap();
+        let parsed = std::cell::RefCell::new(Vec::new());
+        let response = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(process_sqs(&event, |record| {
+                let outcome = OrderMessage::from_json(record.body.as_deref().unwrap_or_default());
+                if let Ok(message) = &outcome {
+                    parsed.borrow_mut().push(message.order_id.to_string());
+                }
+                async move { outcome.map(drop) }
+            }))
+            .unwrap();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["059f36b4-87a3-44ab-83d2-661975861922"]);
+        assert_eq!(parsed.borrow().len(), 2);
+    }
+}
