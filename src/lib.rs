@@ -9,6 +9,7 @@
 //! - [`keys`]: the single-table layout; every key format lives here.
 //! - [`store`]: every DynamoDB read and write, conditional where it must be.
 //! - [`message`]: the one versioned SQS message type both pipeline functions use.
+//! - [`metrics`]: the metrics the service writes, declared once.
 //! - [`api`]: the HTTP API (`orders-api`).
 //! - [`pipeline`]: the stream and queue functions.
 //! - [`config`] and [`aws`]: what a binary needs at start-up.
@@ -23,5 +24,6 @@ pub mod config;
 pub mod domain;
 pub mod keys;
 pub mod message;
+pub mod metrics;
 pub mod pipeline;
 pub mod store;

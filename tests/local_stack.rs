@@ -122,10 +122,32 @@ async fn an_order_placed_through_the_gateway_is_processed_and_nothing_outlives_t
             .iter()
             .all(|l| l["line_status"] == "ORDERED")
     );
-    // Both pipeline functions logged the order by id.
-    for function in ["process-cart-products", "update-cart-products"] {
+    // Both pipeline functions log the order under the same correlation_id, in JSON
+    // lines with the invocation's context, and write EMF blobs with business metrics.
+    for (function, metric) in [
+        ("process-cart-products", "OrdersForwarded"),
+        ("update-cart-products", "OrdersCompleted"),
+    ] {
         let log = read(&stack.logs().join(format!("{function}.log")));
-        assert!(log.contains(&id), "{function} did not log {id}");
+        let lines: Vec<Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let correlated = lines
+            .iter()
+            .find(|l| l["correlation_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{function} did not log {id}"));
+        assert_eq!(correlated["function_name"], function);
+        assert!(correlated["function_request_id"].is_string());
+        let emf = lines
+            .iter()
+            .find(|l| l.get(metric).is_some())
+            .unwrap_or_else(|| panic!("{function} wrote no {metric}"));
+        assert_eq!(
+            emf["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "EcommerceApi"
+        );
+        assert_eq!(emf[metric], 1.0);
     }
 
     let pids: Vec<u32> = stack

@@ -167,8 +167,9 @@ impl Function {
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<Self> {
         let (queue_tx, queue_rx) = mpsc::channel(1024);
+        // A new stack starts a new log; restarts of the process within it append.
+        std::fs::File::create(&config.log_file)?;
         let log = std::fs::OpenOptions::new()
-            .create(true)
             .append(true)
             .open(&config.log_file)?;
         let shared = Arc::new(Shared {

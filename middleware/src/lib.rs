@@ -2,14 +2,21 @@
 //!
 //! This crate knows nothing about the functions that use it: it turns Lambda events
 //! into per-record work and per-record results back into the partial-batch responses
-//! Lambda understands, and it sets up structured logging.
+//! Lambda understands, writes structured logs and CloudWatch metrics, and keeps the
+//! per-invocation state they need.
 //!
 //! # Layout
-//! - [`batch`]: per-record processing of SQS and DynamoDB-stream batches. Each record is
-//!   parsed on its own, so one malformed record fails alone instead of failing the batch.
-//! - [`logging`]: a JSON log subscriber configured the way Lambda and Powertools are
-//!   (`AWS_LAMBDA_LOG_LEVEL` > `POWERTOOLS_LOG_LEVEL` > `INFO`).
+//! - [`invocation`]: the invocation-level layer ([`invocation::PowertoolsLayer`]) and
+//!   the per-invocation state (request id, cold start, metrics, log context).
+//! - [`logging`]: JSON log lines with the Powertools keys, per-invocation sampling and
+//!   a DEBUG buffer written out when an error is logged.
+//! - [`metrics`]: metrics declared once and written in the Embedded Metric Format.
+//! - [`batch`]: per-record processing of SQS and DynamoDB-stream batches.
+//! - [`sink`]: where lines go.
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod invocation;
 pub mod logging;
+pub mod metrics;
+pub mod sink;

@@ -1,11 +1,48 @@
-//! Structured JSON logging configured from the Lambda environment.
+//! Structured JSON logging with the Powertools keys, from ordinary `tracing` macros.
 //!
-//! The level comes from `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's advanced logging
-//! controls), then `POWERTOOLS_LOG_LEVEL`, then `INFO`. `AWS_LAMBDA_LOG_FORMAT=Text`
-//! switches to human-readable lines; anything else, including unset, writes one JSON
-//! object per line, which is what CloudWatch Logs Insights queries.
+//! Every line is one JSON object:
+//! `level, location, message, timestamp, service`, and inside an invocation
+//! `cold_start, function_name, function_memory_size, function_arn,
+//! function_request_id, xray_trace_id, correlation_id` (and `sampling_rate` when
+//! sampling is on). The event's own fields follow; an error recorded as a field
+//! (`error = &e as &dyn std::error::Error`) becomes `exception_name` and `exception`.
+//!
+//! | variable | effect | default |
+//! |---|---|---|
+//! | `AWS_LAMBDA_LOG_LEVEL` | level (wins over the next) | |
+//! | `POWERTOOLS_LOG_LEVEL` | level | `INFO` |
+//! | `AWS_LAMBDA_LOG_FORMAT` | `Text` for plain lines | JSON |
+//! | `POWERTOOLS_SERVICE_NAME` | `service` | `service_undefined` |
+//! | `POWERTOOLS_LOGGER_SAMPLE_RATE` | share of invocations logged at DEBUG, decided per invocation | `0` |
+//! | `POWERTOOLS_LOGGER_LOG_EVENT` | log each event | `false` |
+//! | `POWERTOOLS_LOG_BUFFER_MAX_BYTES` | per-invocation DEBUG buffer, written out when an ERROR is logged; `0` turns it off | `20480` |
+//!
+//! Log bytes cost money ($0.50/GB ingested): DEBUG lines are kept in the buffer and
+//! written only when an error makes them worth reading.
+//!
+//! # Example
+//! ```
+//! use middleware::logging::{self, LogSettings};
+//!
+//! let settings = LogSettings::from_lookup(|_| None);
+//! let _ = logging::init(&settings);
+//! logging::set_correlation_id("order-42"); // no-op outside an invocation
+//! tracing::info!(items = 3, "order forwarded");
+//! ```
 
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::invocation;
+use crate::sink::Sink;
 
 /// The output format of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,37 +53,26 @@ pub enum LogFormat {
     Text,
 }
 
-/// Logging settings read from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogConfig {
-    /// The most verbose level that is written.
+/// Default size of the per-invocation DEBUG buffer.
+pub const DEFAULT_BUFFER_BYTES: usize = 20 * 1024;
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// The most verbose level written (unless sampled).
     pub level: LevelFilter,
     /// How each line is written.
     pub format: LogFormat,
-}
-
-impl LogConfig {
-    /// Reads the settings through `var`, so the precedence can be tested without
-    /// touching the process environment.
-    ///
-    /// An unparseable level is ignored in favour of the next source rather than
-    /// failing start-up: a typo in a log level must not take a function down.
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
-        let level = ["AWS_LAMBDA_LOG_LEVEL", "POWERTOOLS_LOG_LEVEL"]
-            .into_iter()
-            .find_map(|name| var(name).and_then(|value| parse_level(&value)))
-            .unwrap_or(LevelFilter::INFO);
-        let format = match var("AWS_LAMBDA_LOG_FORMAT") {
-            Some(value) if value.eq_ignore_ascii_case("text") => LogFormat::Text,
-            _ => LogFormat::Json,
-        };
-        Self { level, format }
-    }
-
-    /// Reads the settings from the process environment.
-    pub fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
+    /// The `service` key.
+    pub service: String,
+    /// Share of invocations logged at DEBUG (0 to 1).
+    pub sample_rate: f64,
+    /// Log each invocation's event.
+    pub log_event: bool,
+    /// Size of the DEBUG buffer; 0 turns it off.
+    pub buffer_bytes: usize,
+    /// Where lines go.
+    pub sink: Sink,
 }
 
 fn parse_level(value: &str) -> Option<LevelFilter> {
@@ -62,25 +88,341 @@ fn parse_level(value: &str) -> Option<LevelFilter> {
     }
 }
 
-/// Installs the global log subscriber. Call once, at the start of `main`.
+impl LogSettings {
+    /// Reads the settings through `var`, so precedence can be tested without touching
+    /// the process environment. Unparseable values fall back to the next source or the
+    /// default: a typo in a log setting must not take a function down.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
+        let level = ["AWS_LAMBDA_LOG_LEVEL", "POWERTOOLS_LOG_LEVEL"]
+            .into_iter()
+            .find_map(|name| var(name).and_then(|value| parse_level(&value)))
+            .unwrap_or(LevelFilter::INFO);
+        let format = match var("AWS_LAMBDA_LOG_FORMAT") {
+            Some(value) if value.eq_ignore_ascii_case("text") => LogFormat::Text,
+            _ => LogFormat::Json,
+        };
+        let sample_rate = var("POWERTOOLS_LOGGER_SAMPLE_RATE")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(0.0);
+        Self {
+            level,
+            format,
+            service: var("POWERTOOLS_SERVICE_NAME")
+                .unwrap_or_else(|| "service_undefined".to_owned()),
+            sample_rate,
+            log_event: var("POWERTOOLS_LOGGER_LOG_EVENT")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            buffer_bytes: var("POWERTOOLS_LOG_BUFFER_MAX_BYTES")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(DEFAULT_BUFFER_BYTES),
+            sink: Sink::Stdout,
+        }
+    }
+
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The most verbose level any invocation may produce (sampled or buffered DEBUG).
+    fn ceiling(&self) -> LevelFilter {
+        if (self.sample_rate > 0.0 || self.buffer_bytes > 0) && self.level < LevelFilter::DEBUG {
+            LevelFilter::DEBUG
+        } else {
+            self.level
+        }
+    }
+}
+
+/// The log context of one invocation.
+#[derive(Debug)]
+pub struct InvocationLog {
+    /// This invocation was drawn for DEBUG logging.
+    pub sampled: bool,
+    sample_rate: f64,
+    correlation_id: Mutex<Option<String>>,
+    buffer: Mutex<DebugBuffer>,
+}
+
+#[derive(Debug, Default)]
+struct DebugBuffer {
+    lines: std::collections::VecDeque<String>,
+    bytes: usize,
+}
+
+impl InvocationLog {
+    /// A fresh context; the sampling draw is made here, once per invocation.
+    pub fn new(settings: &LogSettings, request_id: &str) -> Self {
+        Self {
+            sampled: settings.sample_rate > 0.0 && draw(request_id) < settings.sample_rate,
+            sample_rate: settings.sample_rate,
+            correlation_id: Mutex::new(None),
+            buffer: Mutex::new(DebugBuffer::default()),
+        }
+    }
+
+    fn correlation_id(&self) -> Option<String> {
+        self.correlation_id.lock().ok().and_then(|id| id.clone())
+    }
+}
+
+/// A number in [0, 1) that differs per invocation (the request id is unique; the
+/// hasher's keys are random per process).
+fn draw(request_id: &str) -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write(request_id.as_bytes());
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Sets the correlation id (e.g. the order id) for the rest of the current
+/// invocation's log lines; no-op outside an invocation.
+pub fn set_correlation_id(id: impl Into<String>) {
+    let id = id.into();
+    invocation::with_current(|state| {
+        if let Ok(mut current) = state.log.correlation_id.lock() {
+            *current = Some(id);
+        }
+    });
+}
+
+/// The `tracing` layer that writes lines. Built by [`init`], public for tests.
+#[derive(Debug)]
+pub struct PowertoolsLogLayer {
+    settings: LogSettings,
+    ceiling: LevelFilter,
+}
+
+impl PowertoolsLogLayer {
+    /// A layer applying `settings`.
+    pub fn new(settings: LogSettings) -> Self {
+        Self {
+            ceiling: settings.ceiling(),
+            settings,
+        }
+    }
+}
+
+/// Installs the global subscriber. Call once, at the start of `main`.
 ///
 /// # Errors
 /// Fails if a global subscriber is already installed.
-pub fn init(config: &LogConfig) -> Result<(), tracing_subscriber::util::TryInitError> {
-    use tracing_subscriber::util::SubscriberInitExt;
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(config.level)
-        .with_target(false)
-        .without_time();
-    match config.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .finish()
-            .try_init(),
-        LogFormat::Text => builder.finish().try_init(),
+pub fn init(settings: &LogSettings) -> Result<(), tracing_subscriber::util::TryInitError> {
+    tracing_subscriber::registry()
+        .with(PowertoolsLogLayer::new(settings.clone()))
+        .try_init()
+}
+
+#[derive(Default)]
+struct Fields {
+    map: Map<String, Value>,
+    exception: Option<(String, String)>,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.map.insert(field.name().to_owned(), json!(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.map.insert(field.name().to_owned(), json!(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.map.insert(field.name().to_owned(), json!(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.map.insert(field.name().to_owned(), json!(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.map.insert(field.name().to_owned(), json!(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let mut text = value.to_string();
+        let mut source = value.source();
+        while let Some(cause) = source {
+            let _ = write!(text, ": {cause}");
+            source = cause.source();
+        }
+        // The variant or type name, as far as Debug shows it (`Aws { .. }` → `Aws`).
+        let debug = format!("{value:?}");
+        let name: String = debug
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        self.exception = Some((
+            if name.is_empty() {
+                field.name().to_owned()
+            } else {
+                name
+            },
+            text,
+        ));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.map
+            .insert(field.name().to_owned(), json!(format!("{value:?}")));
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, without a date library.
+fn timestamp() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60,
+        now.subsec_millis()
+    )
+}
+
+impl PowertoolsLogLayer {
+    fn render(
+        &self,
+        event: &Event<'_>,
+        fields: Fields,
+        state: Option<&invocation::InvocationState>,
+    ) -> String {
+        let meta = event.metadata();
+        let mut fields = fields;
+        let message = fields
+            .map
+            .remove("message")
+            .unwrap_or(Value::String(String::new()));
+        if self.settings.format == LogFormat::Text {
+            let mut line = format!("{} {:<5} ", timestamp(), meta.level());
+            if let Some(state) = state {
+                let _ = write!(line, "{} ", state.request_id);
+            }
+            let _ = write!(
+                line,
+                "{}",
+                message
+                    .as_str()
+                    .map_or_else(|| message.to_string(), str::to_owned)
+            );
+            for (name, value) in &fields.map {
+                let _ = write!(line, " {name}={value}");
+            }
+            if let Some((name, text)) = &fields.exception {
+                let _ = write!(line, " exception_name={name} exception={text:?}");
+            }
+            return line;
+        }
+        let mut line = Map::new();
+        line.insert("level".into(), json!(meta.level().as_str()));
+        line.insert(
+            "location".into(),
+            json!(format!(
+                "{}:{}",
+                meta.file().unwrap_or("?"),
+                meta.line().unwrap_or(0)
+            )),
+        );
+        line.insert("message".into(), message);
+        line.insert("timestamp".into(), json!(timestamp()));
+        line.insert("service".into(), json!(self.settings.service));
+        if let Some(state) = state {
+            line.insert("cold_start".into(), json!(state.cold_start));
+            line.insert("function_name".into(), json!(state.function_name));
+            line.insert(
+                "function_memory_size".into(),
+                json!(state.function_memory_size),
+            );
+            line.insert("function_arn".into(), json!(state.function_arn));
+            line.insert("function_request_id".into(), json!(state.request_id));
+            if let Some(trace) = &state.xray_trace_id {
+                line.insert("xray_trace_id".into(), json!(trace));
+            }
+            if let Some(id) = state.log.correlation_id() {
+                line.insert("correlation_id".into(), json!(id));
+            }
+            if state.log.sample_rate > 0.0 {
+                line.insert("sampling_rate".into(), json!(state.log.sample_rate));
+            }
+        }
+        line.extend(fields.map);
+        if let Some((name, text)) = fields.exception {
+            line.insert("exception_name".into(), json!(name));
+            line.insert("exception".into(), json!(text));
+        }
+        Value::Object(line).to_string()
+    }
+}
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for PowertoolsLogLayer {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
+        self.ceiling >= *metadata.level()
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.ceiling)
+    }
+
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let level = *event.metadata().level();
+        let written = invocation::with_current(|state| {
+            let wanted =
+                self.settings.level >= level || (state.log.sampled && level <= Level::DEBUG);
+            let buffered = !wanted && level == Level::DEBUG && self.settings.buffer_bytes > 0;
+            if !wanted && !buffered {
+                return;
+            }
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            let line = self.render(event, fields, Some(state));
+            let Ok(mut buffer) = state.log.buffer.lock() else {
+                return;
+            };
+            if buffered {
+                if line.len() <= self.settings.buffer_bytes {
+                    while buffer.bytes + line.len() > self.settings.buffer_bytes {
+                        match buffer.lines.pop_front() {
+                            Some(old) => buffer.bytes -= old.len(),
+                            None => break,
+                        }
+                    }
+                    buffer.bytes += line.len();
+                    buffer.lines.push_back(line);
+                }
+                return;
+            }
+            if level == Level::ERROR {
+                // The DEBUG lines that led here are now worth their cost.
+                for earlier in buffer.lines.drain(..) {
+                    self.settings.sink.write_line(&earlier);
+                }
+                buffer.bytes = 0;
+            }
+            self.settings.sink.write_line(&line);
+        });
+        if written.is_none() && self.settings.level >= level {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            self.settings
+                .sink
+                .write_line(&self.render(event, fields, None));
+        }
     }
 }
 
@@ -88,8 +430,8 @@ pub fn init(config: &LogConfig) -> Result<(), tracing_subscriber::util::TryInitE
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> LogConfig {
-        LogConfig::from_lookup(|name| {
+    fn settings(pairs: &[(&str, &str)]) -> LogSettings {
+        LogSettings::from_lookup(|name| {
             pairs
                 .iter()
                 .find(|(key, _)| *key == name)
@@ -98,47 +440,74 @@ mod tests {
     }
 
     #[test]
-    fn defaults_to_info_and_json() {
+    fn defaults_follow_powertools() {
+        let s = settings(&[]);
         assert_eq!(
-            config(&[]),
-            LogConfig {
-                level: LevelFilter::INFO,
-                format: LogFormat::Json
-            }
+            (s.level, s.format, s.service.as_str()),
+            (LevelFilter::INFO, LogFormat::Json, "service_undefined")
+        );
+        assert_eq!(
+            (s.sample_rate, s.log_event, s.buffer_bytes),
+            (0.0, false, DEFAULT_BUFFER_BYTES)
         );
     }
 
     #[test]
     fn lambda_level_wins_over_powertools_level() {
-        let c = config(&[
+        let s = settings(&[
             ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
             ("POWERTOOLS_LOG_LEVEL", "DEBUG"),
         ]);
-        assert_eq!(c.level, LevelFilter::WARN);
-    }
-
-    #[test]
-    fn powertools_level_applies_when_lambda_level_is_absent_or_invalid() {
+        assert_eq!(s.level, LevelFilter::WARN);
         assert_eq!(
-            config(&[("POWERTOOLS_LOG_LEVEL", "debug")]).level,
+            settings(&[("POWERTOOLS_LOG_LEVEL", "debug")]).level,
             LevelFilter::DEBUG
         );
-        let c = config(&[
+        let s = settings(&[
             ("AWS_LAMBDA_LOG_LEVEL", "LOUD"),
             ("POWERTOOLS_LOG_LEVEL", "error"),
         ]);
-        assert_eq!(c.level, LevelFilter::ERROR);
+        assert_eq!(s.level, LevelFilter::ERROR);
     }
 
     #[test]
-    fn text_format_is_opt_in() {
+    fn other_settings_are_read_and_bad_values_ignored() {
+        let s = settings(&[
+            ("AWS_LAMBDA_LOG_FORMAT", "Text"),
+            ("POWERTOOLS_SERVICE_NAME", "orders"),
+            ("POWERTOOLS_LOGGER_SAMPLE_RATE", "0.25"),
+            ("POWERTOOLS_LOGGER_LOG_EVENT", "true"),
+            ("POWERTOOLS_LOG_BUFFER_MAX_BYTES", "0"),
+        ]);
         assert_eq!(
-            config(&[("AWS_LAMBDA_LOG_FORMAT", "Text")]).format,
-            LogFormat::Text
+            (
+                s.format,
+                s.service.as_str(),
+                s.sample_rate,
+                s.log_event,
+                s.buffer_bytes
+            ),
+            (LogFormat::Text, "orders", 0.25, true, 0)
         );
         assert_eq!(
-            config(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")]).format,
-            LogFormat::Json
+            settings(&[("POWERTOOLS_LOGGER_SAMPLE_RATE", "7")]).sample_rate,
+            0.0
         );
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_milliseconds() {
+        let t = timestamp();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+        assert!(t.starts_with("20"), "{t}");
+    }
+
+    #[test]
+    fn draws_spread_over_the_unit_interval() {
+        let draws: Vec<f64> = (0..1000).map(|i| draw(&format!("req-{i}"))).collect();
+        assert!(draws.iter().all(|d| (0.0..1.0).contains(d)));
+        let below_half = draws.iter().filter(|d| **d < 0.5).count();
+        assert!((350..650).contains(&below_half), "{below_half}");
     }
 }

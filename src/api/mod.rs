@@ -460,6 +460,8 @@ impl OrdersApi {
         };
         match self.store.create_order(&order, &cart, now.epoch_ms).await {
             Ok(()) => {
+                middleware::logging::set_correlation_id(order.order_id.to_string());
+                middleware::metrics::add(&crate::metrics::ORDERS_PLACED, 1.0);
                 tracing::info!(correlation_id = %order.order_id, total_minor, "order placed");
                 Ok(ApiResponse::json(201, &json!(order))
                     .with_header("location", format!("/orders/{}", order.order_id)))
@@ -526,6 +528,7 @@ impl OrdersApi {
 }
 
 fn replayed(order: &Order) -> ApiResponse {
+    middleware::metrics::add(&crate::metrics::ORDER_REQUESTS_REPLAYED, 1.0);
     ApiResponse::json(200, &json!(order))
         .with_header("idempotent-replayed", "true")
         .with_header("location", format!("/orders/{}", order.order_id))

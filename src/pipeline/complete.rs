@@ -8,6 +8,7 @@
 
 use aws_lambda_events::sqs::SqsBatchResponse;
 use middleware::batch::{BatchError, process_sqs};
+use middleware::{logging, metrics};
 use serde_json::value::RawValue;
 
 use crate::clock::Timestamp;
@@ -37,12 +38,15 @@ pub async fn complete_message(
     body: Option<&str>,
 ) -> Result<Completion, CompleteMessageError> {
     let message = OrderMessage::from_json(body.ok_or(CompleteMessageError::NoBody)?)?;
+    logging::set_correlation_id(message.order_id.to_string());
     let completion = store.complete_order(&message, &Timestamp::now()).await?;
     match completion {
         Completion::Completed => {
+            metrics::add(&crate::metrics::ORDERS_COMPLETED, 1.0);
             tracing::info!(correlation_id = %message.order_id, "order completed");
         }
         Completion::AlreadyCompleted => {
+            metrics::add(&crate::metrics::ORDER_MESSAGES_REPLAYED, 1.0);
             tracing::info!(correlation_id = %message.order_id, "order already completed; redelivered message ignored");
         }
     }
@@ -57,12 +61,17 @@ pub async fn complete_orders(
     store: &Store,
     event: &RawValue,
 ) -> Result<SqsBatchResponse, BatchError> {
-    process_sqs(event, |record| async move {
+    let response = process_sqs(event, |record| async move {
         complete_message(store, record.body.as_deref())
             .await
             .map(drop)
     })
-    .await
+    .await?;
+    if !response.batch_item_failures.is_empty() {
+        let failed = response.batch_item_failures.len() as f64;
+        metrics::add(&crate::metrics::BATCH_ITEM_FAILURES, failed);
+    }
+    Ok(response)
 }
 
 #[cfg(test)]

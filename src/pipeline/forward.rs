@@ -19,6 +19,7 @@ use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use middleware::batch::{BatchError, stream_failure, stream_records};
+use middleware::{logging, metrics};
 use serde_json::value::RawValue;
 
 use crate::domain::{Order, OrderStatus};
@@ -175,6 +176,8 @@ pub async fn forward_orders<Q: OrderQueue>(
         if let Some(failure) = first_failure {
             let index = failure.index.min(chunk.len() - 1);
             let (sequence_number, message) = &chunk[index];
+            metrics::add(&crate::metrics::BATCH_ITEM_FAILURES, 1.0);
+            logging::set_correlation_id(message.order_id.to_string());
             tracing::warn!(
                 correlation_id = %message.order_id,
                 sequence_number = %sequence_number,
@@ -185,12 +188,15 @@ pub async fn forward_orders<Q: OrderQueue>(
             return Ok(stream_failure(Some(sequence_number.clone())));
         }
         forwarded += chunk.len();
+        metrics::add(&crate::metrics::ORDERS_FORWARDED, chunk.len() as f64);
         for (_, message) in chunk {
+            logging::set_correlation_id(message.order_id.to_string());
             tracing::info!(correlation_id = %message.order_id, "order forwarded");
         }
     }
 
     if let Some((sequence_number, reason)) = stopped_at {
+        metrics::add(&crate::metrics::BATCH_ITEM_FAILURES, 1.0);
         tracing::error!(
             sequence_number = %sequence_number,
             reason = %reason,

@@ -6,23 +6,25 @@ use ecommerce_api::api::OrdersApi;
 use ecommerce_api::api::lambda::{to_api_request, to_lambda_response};
 use ecommerce_api::store::Store;
 use ecommerce_api::{aws, config};
-use lambda_http::{Error, service_fn};
-use middleware::logging::{self, LogConfig};
+use lambda_http::{Adapter, Error, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    logging::init(&LogConfig::from_env())?;
+    let powertools = middleware::invocation::init_from_env()?;
     let table = config::required(config::TABLE_NAME)?;
     let sdk = aws::sdk_config().await;
     let api = OrdersApi::new(Store::new(aws_sdk_dynamodb::Client::new(&sdk), table));
 
-    lambda_http::run(service_fn(move |request| {
+    let handler = service_fn(move |request| {
         let api = api.clone();
         async move {
             Ok::<_, Infallible>(to_lambda_response(
                 api.handle(to_api_request(request)).await,
             ))
         }
-    }))
-    .await
+    });
+    lambda_runtime::Runtime::new(Adapter::from(handler))
+        .layer(powertools)
+        .run()
+        .await
 }

@@ -1,0 +1,481 @@
+//! CloudWatch metrics in the Embedded Metric Format (EMF), the Powertools way.
+//!
+//! Metrics are declared once, as `static` [`Metric`]s (name, unit, resolution), so a
+//! service's catalogue can be listed and checked against dashboards and alarms.
+//! Values are recorded with [`add`] during an invocation and written as EMF blobs on
+//! stdout when the invocation ends (also when it fails), one JSON object per line:
+//!
+//! ```json
+//! {"_aws":{"Timestamp":1700000000000,"CloudWatchMetrics":[{"Namespace":"Shop",
+//!   "Dimensions":[["service"]],"Metrics":[{"Name":"OrdersPlaced","Unit":"Count"}]}]},
+//!  "service":"orders","OrdersPlaced":1.0}
+//! ```
+//!
+//! As in Powertools: the namespace comes from `POWERTOOLS_METRICS_NAMESPACE`, the
+//! `service` dimension from `POWERTOOLS_SERVICE_NAME` and is always added, a blob holds
+//! at most 100 metrics and a metric at most 100 values (a full blob is written early),
+//! at most 29 dimensions may be added besides `service`, the first invocation of a
+//! process writes a separate `ColdStart` blob with `function_name` and `service`, and
+//! `POWERTOOLS_METRICS_DISABLED=true` turns everything off.
+//!
+//! # Example
+//! ```
+//! use middleware::metrics::{self, Metric, Unit};
+//!
+//! static ORDERS_PLACED: Metric = Metric::new("OrdersPlaced", Unit::Count);
+//!
+//! // Inside an invocation wrapped by the invocation layer; outside one it is a no-op.
+//! metrics::add(&ORDERS_PLACED, 1.0);
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+pub use crate::sink::Sink;
+
+/// Most metrics in one blob, and most values of one metric.
+pub const MAX_METRICS_PER_BLOB: usize = 100;
+/// Most dimensions a caller may add (CloudWatch allows 30, `service` is one).
+pub const MAX_USER_DIMENSIONS: usize = 29;
+
+/// A CloudWatch unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unit {
+    /// A count of things.
+    Count,
+    /// Milliseconds.
+    Milliseconds,
+    /// Seconds.
+    Seconds,
+    /// Bytes.
+    Bytes,
+    /// A percentage.
+    Percent,
+    /// No unit.
+    None,
+}
+
+impl Unit {
+    /// The name CloudWatch uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Milliseconds => "Milliseconds",
+            Self::Seconds => "Seconds",
+            Self::Bytes => "Bytes",
+            Self::Percent => "Percent",
+            Self::None => "None",
+        }
+    }
+}
+
+/// A metric's declaration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Metric {
+    /// Metric name.
+    pub name: &'static str,
+    /// Unit.
+    pub unit: Unit,
+    /// One-second resolution (`StorageResolution: 1`) instead of one minute.
+    pub high_resolution: bool,
+}
+
+impl Metric {
+    /// A standard-resolution metric.
+    pub const fn new(name: &'static str, unit: Unit) -> Self {
+        Self {
+            name,
+            unit,
+            high_resolution: false,
+        }
+    }
+
+    /// The same metric at one-second resolution.
+    pub const fn high_resolution(self) -> Self {
+        Self {
+            high_resolution: true,
+            ..self
+        }
+    }
+}
+
+/// The metric written on a process's first invocation.
+pub static COLD_START: Metric = Metric::new("ColdStart", Unit::Count);
+
+/// Metrics settings.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// CloudWatch namespace.
+    pub namespace: String,
+    /// Value of the `service` dimension.
+    pub service: String,
+    /// Write nothing.
+    pub disabled: bool,
+    /// Where blobs go.
+    pub sink: Sink,
+}
+
+/// `POWERTOOLS_METRICS_NAMESPACE` is missing while metrics are enabled.
+#[derive(Debug, thiserror::Error)]
+#[error("POWERTOOLS_METRICS_NAMESPACE must be set (or POWERTOOLS_METRICS_DISABLED=true)")]
+pub struct MissingNamespace;
+
+impl MetricsConfig {
+    /// Reads the Powertools variables through `var`.
+    ///
+    /// # Errors
+    /// [`MissingNamespace`] when metrics are enabled without a namespace: a function
+    /// that would silently lose its metrics should not start.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, MissingNamespace> {
+        let disabled =
+            var("POWERTOOLS_METRICS_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let namespace = var("POWERTOOLS_METRICS_NAMESPACE").filter(|n| !n.is_empty());
+        if namespace.is_none() && !disabled {
+            return Err(MissingNamespace);
+        }
+        Ok(Self {
+            namespace: namespace.unwrap_or_default(),
+            service: var("POWERTOOLS_SERVICE_NAME")
+                .unwrap_or_else(|| "service_undefined".to_owned()),
+            disabled,
+            sink: Sink::Stdout,
+        })
+    }
+
+    /// Reads the Powertools variables from the environment.
+    ///
+    /// # Errors
+    /// See [`MetricsConfig::from_lookup`].
+    pub fn from_env() -> Result<Self, MissingNamespace> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+/// An added dimension was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DimensionError {
+    /// More than [`MAX_USER_DIMENSIONS`].
+    #[error("at most {MAX_USER_DIMENSIONS} dimensions may be added")]
+    TooMany,
+    /// Empty name or value.
+    #[error("dimension names and values must not be empty")]
+    Empty,
+}
+
+/// The metrics of one invocation.
+#[derive(Debug)]
+pub struct Recorder {
+    config: Arc<MetricsConfig>,
+    dimensions: Vec<(String, String)>,
+    values: BTreeMap<&'static str, (Metric, Vec<f64>)>,
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+impl Recorder {
+    /// A recorder with no values yet.
+    pub fn new(config: Arc<MetricsConfig>) -> Self {
+        Self {
+            config,
+            dimensions: Vec::new(),
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// Records a value; writes a blob early when one is full.
+    pub fn add(&mut self, metric: &Metric, value: f64) {
+        if self.config.disabled {
+            return;
+        }
+        let full =
+            !self.values.contains_key(metric.name) && self.values.len() >= MAX_METRICS_PER_BLOB;
+        if full {
+            self.flush();
+        }
+        let entry = self
+            .values
+            .entry(metric.name)
+            .or_insert_with(|| (*metric, Vec::new()));
+        entry.1.push(value);
+        if entry.1.len() >= MAX_METRICS_PER_BLOB {
+            self.flush();
+        }
+    }
+
+    /// Adds a dimension to every metric of this invocation.
+    ///
+    /// # Errors
+    /// [`DimensionError`] beyond the limit or for an empty name or value.
+    pub fn add_dimension(&mut self, name: &str, value: &str) -> Result<(), DimensionError> {
+        if name.is_empty() || value.is_empty() {
+            return Err(DimensionError::Empty);
+        }
+        if let Some(existing) = self.dimensions.iter_mut().find(|(n, _)| n == name) {
+            existing.1 = value.to_owned();
+            return Ok(());
+        }
+        if self.dimensions.len() >= MAX_USER_DIMENSIONS {
+            return Err(DimensionError::TooMany);
+        }
+        self.dimensions.push((name.to_owned(), value.to_owned()));
+        Ok(())
+    }
+
+    /// Writes what was recorded (nothing if nothing was) and starts over.
+    pub fn flush(&mut self) {
+        if self.values.is_empty() || self.config.disabled {
+            self.values.clear();
+            return;
+        }
+        let mut names = vec![json!("service")];
+        let mut blob = Map::new();
+        blob.insert("service".to_owned(), json!(self.config.service));
+        for (name, value) in &self.dimensions {
+            names.push(json!(name));
+            blob.insert(name.clone(), json!(value));
+        }
+        let mut definitions = Vec::with_capacity(self.values.len());
+        for (name, (metric, values)) in std::mem::take(&mut self.values) {
+            let mut definition = json!({ "Name": name, "Unit": metric.unit.as_str() });
+            if metric.high_resolution {
+                definition["StorageResolution"] = json!(1);
+            }
+            definitions.push(definition);
+            let value = if values.len() == 1 {
+                json!(values[0])
+            } else {
+                json!(values)
+            };
+            blob.insert(name.to_owned(), value);
+        }
+        blob.insert(
+            "_aws".to_owned(),
+            json!({
+                "Timestamp": now_ms(),
+                "CloudWatchMetrics": [{
+                    "Namespace": self.config.namespace,
+                    "Dimensions": [names],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        self.config
+            .sink
+            .write_line(&Value::Object(blob).to_string());
+    }
+
+    /// Writes the `ColdStart` blob: its own dimensions, `function_name` and `service`.
+    pub fn cold_start(&self, function_name: &str) {
+        if self.config.disabled {
+            return;
+        }
+        let blob = json!({
+            "_aws": {
+                "Timestamp": now_ms(),
+                "CloudWatchMetrics": [{
+                    "Namespace": self.config.namespace,
+                    "Dimensions": [["function_name", "service"]],
+                    "Metrics": [{ "Name": COLD_START.name, "Unit": COLD_START.unit.as_str() }],
+                }],
+            },
+            "function_name": function_name,
+            "service": self.config.service,
+            COLD_START.name: 1.0,
+        });
+        self.config.sink.write_line(&blob.to_string());
+    }
+}
+
+/// Records `value` for `metric` in the current invocation (no-op outside one).
+pub fn add(metric: &Metric, value: f64) {
+    crate::invocation::with_current(|state| {
+        if let Some(recorder) = &state.metrics
+            && let Ok(mut recorder) = recorder.lock()
+        {
+            recorder.add(metric, value);
+        }
+    });
+}
+
+/// Adds a dimension to the current invocation's metrics (no-op outside one).
+///
+/// # Errors
+/// [`DimensionError`] beyond the limit or for an empty name or value.
+pub fn add_dimension(name: &str, value: &str) -> Result<(), DimensionError> {
+    crate::invocation::with_current(|state| match &state.metrics {
+        Some(recorder) => recorder
+            .lock()
+            .map_or(Ok(()), |mut r| r.add_dimension(name, value)),
+        None => Ok(()),
+    })
+    .unwrap_or(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    static PLACED: Metric = Metric::new("OrdersPlaced", Unit::Count);
+    static LATENCY: Metric = Metric::new("Latency", Unit::Milliseconds).high_resolution();
+
+    fn recorder() -> (Recorder, Arc<Mutex<Vec<u8>>>) {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let config = MetricsConfig {
+            namespace: "Shop".into(),
+            service: "orders".into(),
+            disabled: false,
+            sink: Sink::Buffer(Arc::clone(&buffer)),
+        };
+        (Recorder::new(Arc::new(config)), buffer)
+    }
+
+    fn blobs(buffer: &Arc<Mutex<Vec<u8>>>) -> Vec<Value> {
+        String::from_utf8(buffer.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_blob_has_the_powertools_shape() {
+        let (mut r, buffer) = recorder();
+        r.add_dimension("operation", "place").unwrap();
+        r.add(&PLACED, 1.0);
+        r.add(&LATENCY, 12.0);
+        r.add(&LATENCY, 15.0);
+        r.flush();
+        let blobs = blobs(&buffer);
+        assert_eq!(blobs.len(), 1);
+        let b = &blobs[0];
+        let directive = &b["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Shop");
+        assert_eq!(directive["Dimensions"], json!([["service", "operation"]]));
+        assert!(b["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+        let metrics = directive["Metrics"].as_array().unwrap();
+        assert!(metrics.contains(&json!({"Name": "OrdersPlaced", "Unit": "Count"})));
+        assert!(
+            metrics.contains(
+                &json!({"Name": "Latency", "Unit": "Milliseconds", "StorageResolution": 1})
+            )
+        );
+        assert_eq!(b["service"], "orders");
+        assert_eq!(b["operation"], "place");
+        assert_eq!(b["OrdersPlaced"], json!(1.0));
+        assert_eq!(b["Latency"], json!([12.0, 15.0]));
+    }
+
+    #[test]
+    fn nothing_recorded_writes_nothing() {
+        let (mut r, buffer) = recorder();
+        r.flush();
+        assert!(blobs(&buffer).is_empty());
+    }
+
+    #[test]
+    fn a_full_blob_is_written_early() {
+        let (mut r, buffer) = recorder();
+        let names: Vec<&'static str> = (0..=MAX_METRICS_PER_BLOB)
+            .map(|i| &*Box::leak(format!("M{i}").into_boxed_str()))
+            .collect();
+        for name in &names {
+            r.add(&Metric::new(name, Unit::Count), 1.0);
+        }
+        r.flush();
+        let blobs = blobs(&buffer);
+        assert_eq!(blobs.len(), 2);
+        assert_eq!(
+            blobs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            MAX_METRICS_PER_BLOB
+        );
+        assert_eq!(
+            blobs[1]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+
+        let (mut r, buffer) = recorder();
+        for _ in 0..150 {
+            r.add(&PLACED, 1.0);
+        }
+        r.flush();
+        let blobs = self::blobs(&buffer);
+        assert_eq!(
+            blobs[0]["OrdersPlaced"].as_array().unwrap().len(),
+            MAX_METRICS_PER_BLOB
+        );
+        assert_eq!(blobs[1]["OrdersPlaced"].as_array().unwrap().len(), 50);
+    }
+
+    #[test]
+    fn dimensions_are_limited() {
+        let (mut r, _) = recorder();
+        for i in 0..MAX_USER_DIMENSIONS {
+            r.add_dimension(&format!("d{i}"), "v").unwrap();
+        }
+        assert_eq!(
+            r.add_dimension("one_more", "v"),
+            Err(DimensionError::TooMany)
+        );
+        assert_eq!(r.add_dimension("d0", "replaced"), Ok(()));
+        assert_eq!(r.add_dimension("", "v"), Err(DimensionError::Empty));
+    }
+
+    #[test]
+    fn cold_start_is_its_own_blob() {
+        let (r, buffer) = recorder();
+        r.cold_start("orders-api");
+        let b = &blobs(&buffer)[0];
+        assert_eq!(
+            b["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["function_name", "service"]])
+        );
+        assert_eq!(b["ColdStart"], json!(1.0));
+        assert_eq!(b["function_name"], "orders-api");
+    }
+
+    #[test]
+    fn configuration_follows_powertools() {
+        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert!(MetricsConfig::from_lookup(lookup(&[])).is_err());
+        let c =
+            MetricsConfig::from_lookup(lookup(&[("POWERTOOLS_METRICS_DISABLED", "true")])).unwrap();
+        assert!(c.disabled);
+        let c = MetricsConfig::from_lookup(lookup(&[("POWERTOOLS_METRICS_NAMESPACE", "Shop")]))
+            .unwrap();
+        assert_eq!(
+            (c.namespace.as_str(), c.service.as_str()),
+            ("Shop", "service_undefined")
+        );
+        let (mut r, buffer) = recorder();
+        r.config = Arc::new(MetricsConfig {
+            disabled: true,
+            ..(*r.config).clone()
+        });
+        r.add(&PLACED, 1.0);
+        r.flush();
+        r.cold_start("f");
+        assert!(blobs(&buffer).is_empty());
+    }
+}

@@ -1,0 +1,217 @@
+//! The invocation-level layer with the log and metrics layers, on real
+//! `LambdaInvocation`s. One test per process-wide concern: cold start is per process.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+
+use lambda_runtime::{Context, LambdaInvocation};
+use middleware::invocation::{PowertoolsLayer, Settings};
+use middleware::logging::{self, LogSettings, PowertoolsLogLayer};
+use middleware::metrics::{self, Metric, MetricsConfig, Sink, Unit};
+use serde_json::Value;
+use tower::{Layer, Service, ServiceExt, service_fn};
+use tracing_subscriber::layer::SubscriberExt;
+
+static HANDLED: Metric = Metric::new("Handled", Unit::Count);
+
+fn invocation(request_id: &str) -> LambdaInvocation {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        "4102444800000".parse().unwrap(),
+    );
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:eu-west-1:1:function:orders"
+            .parse()
+            .unwrap(),
+    );
+    headers.insert(
+        "lambda-runtime-trace-id",
+        "Root=1-6748d7a0-1c2b3d4e5f60718293a4b5c6;Parent=53995c3f42cd8ad8;Sampled=1"
+            .parse()
+            .unwrap(),
+    );
+    let config = lambda_runtime::Config {
+        function_name: "orders".into(),
+        memory: 256,
+        ..Default::default()
+    };
+    let context = Context::new(request_id, Arc::new(config), &headers).unwrap();
+    let (parts, ()) = http::Response::new(()).into_parts();
+    LambdaInvocation {
+        parts,
+        body: bytes::Bytes::from_static(b"{\"Records\":[]}"),
+        context,
+    }
+}
+
+fn lines(buffer: &Arc<Mutex<Vec<u8>>>) -> Vec<Value> {
+    String::from_utf8(buffer.lock().unwrap().clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn invocations_get_their_own_context_metrics_and_debug_buffer() {
+    let (log_sink, log_out) = Sink::buffer();
+    let (metric_sink, metric_out) = Sink::buffer();
+    let mut log_settings = LogSettings::from_lookup(|name| {
+        (name == "POWERTOOLS_SERVICE_NAME").then(|| "orders".to_owned())
+    });
+    log_settings.sink = log_sink;
+    let metrics_config = MetricsConfig {
+        namespace: "Shop".into(),
+        service: "orders".into(),
+        disabled: false,
+        sink: metric_sink,
+    };
+    let settings = Settings {
+        metrics: Some(Arc::new(metrics_config)),
+        logging: log_settings.clone(),
+    };
+    let subscriber = tracing_subscriber::registry().with(PowertoolsLogLayer::new(log_settings));
+
+    let inner = service_fn(|invocation: LambdaInvocation| async move {
+        let id = invocation.context.request_id.clone();
+        logging::set_correlation_id(format!("order-of-{id}"));
+        tracing::debug!(step = 1, "looked the order up");
+        metrics::add(&HANDLED, 1.0);
+        // Let the other invocation run in between: state must not leak across.
+        tokio::task::yield_now().await;
+        tracing::info!("handled");
+        if id == "req-fails" {
+            tracing::error!(
+                error = &std::io::Error::other("disk on fire") as &dyn std::error::Error,
+                "could not handle"
+            );
+            return Err::<(), lambda_runtime::Error>("failed".into());
+        }
+        Ok(())
+    });
+    let layer = PowertoolsLayer::new(settings);
+    tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut first = layer.layer(inner);
+            first.ready().await.unwrap();
+            let a = first.call(invocation("req-a"));
+            let mut second = layer.layer(inner);
+            second.ready().await.unwrap();
+            let b = second.call(invocation("req-fails"));
+            let (a, b) = tokio::join!(a, b);
+            assert!(a.is_ok());
+            assert!(b.is_err());
+            tracing::info!("outside any invocation");
+        });
+    });
+
+    let logs = lines(&log_out);
+    let handled: Vec<&Value> = logs.iter().filter(|l| l["message"] == "handled").collect();
+    assert_eq!(handled.len(), 2);
+    for line in &handled {
+        let id = line["function_request_id"].as_str().unwrap();
+        assert_eq!(
+            line["correlation_id"],
+            format!("order-of-{id}"),
+            "state leaked between invocations"
+        );
+        assert_eq!(line["function_name"], "orders");
+        assert_eq!(line["function_memory_size"], 256);
+        assert_eq!(
+            line["function_arn"],
+            "arn:aws:lambda:eu-west-1:1:function:orders"
+        );
+        assert_eq!(line["xray_trace_id"], "1-6748d7a0-1c2b3d4e5f60718293a4b5c6");
+        assert_eq!(line["service"], "orders");
+        assert_eq!(line["level"], "INFO");
+        assert!(
+            line["location"]
+                .as_str()
+                .unwrap()
+                .contains("invocation_layer.rs:")
+        );
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    // Exactly one of the two concurrent invocations is the cold start.
+    let cold: Vec<bool> = handled
+        .iter()
+        .map(|l| l["cold_start"].as_bool().unwrap())
+        .collect();
+    assert_eq!(cold.iter().filter(|c| **c).count(), 1, "{cold:?}");
+
+    // DEBUG lines stay in the buffer unless the invocation logs an error.
+    let debug: Vec<&Value> = logs.iter().filter(|l| l["level"] == "DEBUG").collect();
+    assert_eq!(
+        debug.len(),
+        1,
+        "only the failing invocation's DEBUG line is written"
+    );
+    assert_eq!(debug[0]["function_request_id"], "req-fails");
+    let error_at = logs.iter().position(|l| l["level"] == "ERROR").unwrap();
+    let debug_at = logs.iter().position(|l| l["level"] == "DEBUG").unwrap();
+    assert!(debug_at < error_at, "buffered lines come before the error");
+    assert_eq!(logs[error_at]["exception"], "disk on fire");
+    assert_eq!(logs[error_at]["exception_name"], "Custom");
+
+    let outside = logs
+        .iter()
+        .find(|l| l["message"] == "outside any invocation")
+        .unwrap();
+    assert!(outside.get("function_request_id").is_none());
+    assert!(outside.get("correlation_id").is_none());
+
+    // Metrics: one ColdStart blob, then one blob per invocation, also the failed one.
+    let blobs = lines(&metric_out);
+    assert_eq!(
+        blobs
+            .iter()
+            .filter(|b| b.get("ColdStart").is_some())
+            .count(),
+        1
+    );
+    let handled_blobs: Vec<&Value> = blobs
+        .iter()
+        .filter(|b| b.get("Handled").is_some())
+        .collect();
+    assert_eq!(handled_blobs.len(), 2);
+    assert!(handled_blobs.iter().all(|b| b["Handled"] == 1.0));
+}
+
+#[test]
+fn a_sampled_invocation_writes_debug_lines_directly() {
+    let (log_sink, log_out) = Sink::buffer();
+    let mut log_settings = LogSettings::from_lookup(|name| {
+        (name == "POWERTOOLS_LOGGER_SAMPLE_RATE").then(|| "1".to_owned())
+    });
+    log_settings.sink = log_sink;
+    let settings = Settings {
+        metrics: None,
+        logging: log_settings.clone(),
+    };
+    let subscriber = tracing_subscriber::registry().with(PowertoolsLogLayer::new(log_settings));
+    let inner = service_fn(|_: LambdaInvocation| async {
+        tracing::debug!("details");
+        Ok::<(), lambda_runtime::Error>(())
+    });
+    tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            PowertoolsLayer::new(settings)
+                .layer(inner)
+                .oneshot(invocation("req-sampled"))
+                .await
+                .unwrap();
+        });
+    });
+    let logs = lines(&log_out);
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0]["level"], "DEBUG");
+    assert_eq!(logs[0]["sampling_rate"], 1.0);
+}
