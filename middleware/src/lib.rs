@@ -12,10 +12,12 @@
 //!   a DEBUG buffer written out when an error is logged.
 //! - [`metrics`]: metrics declared once and written in the Embedded Metric Format.
 //! - [`batch`]: per-record processing of SQS and DynamoDB-stream batches.
+//! - [`idempotency`]: run work once per key, records in DynamoDB.
 //! - [`sink`]: where lines go.
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod idempotency;
 pub mod invocation;
 pub mod logging;
 pub mod metrics;

@@ -1,0 +1,543 @@
+//! Idempotency: run a piece of work once per key, and answer repeats with the stored
+//! result, with the records in DynamoDB.
+//!
+//! The record has the Powertools shape: `id` (here the table's partition key),
+//! `expiration` (epoch seconds, the table's TTL attribute), `in_progress_expiration`
+//! (epoch milliseconds: the lease), `status` (`INPROGRESS` or `COMPLETED`; an expired
+//! record counts as absent), `data` (the stored result, as JSON) and `validation` (a
+//! SHA-256 of the payload fields that must match).
+//!
+//! # How a key is run ([`Idempotency::run`])
+//! 1. The local cache (if on) answers a completed key without a call, after checking
+//!    the payload hash: the fast path validates too.
+//! 2. One conditional `PutItem` takes the lock: it succeeds if there is no record, the
+//!    record expired, or an `INPROGRESS` record's lease ran out (its holder died or timed
+//!    out). On failure `ReturnValuesOnConditionCheckFailure = ALL_OLD` returns the record,
+//!    so there is never a second read, and never read-then-write.
+//! 3. The lease ends at the invocation's deadline. Outside an invocation it is
+//!    [`DEFAULT_LEASE`]; it is never "zero meaning none".
+//! 4. Success: one `UpdateItem` marks the record `COMPLETED` with the result (any JSON,
+//!    `null`, `false` and `[]` included, all replayed). Failure: one `DeleteItem`
+//!    releases the key, so a retry runs again.
+//!
+//! The outcome is typed: [`Outcome::Executed`], [`Outcome::Replayed`] or
+//! [`Outcome::InFlight`] (another invocation holds the lease; the batch layer reports
+//! the record as failed so it comes back later).
+//!
+//! # Cost per key
+//! First execution: 2 writes (lock, complete), like Powertools; a failed execution: 2
+//! (lock, release); a repeat: 1 conditional write that fails (billed as a write) or none
+//! from the local cache. [`Idempotency::run_in_transaction`] brings a first execution
+//! to **one** write request when the work is itself a DynamoDB transaction: the
+//! `COMPLETED` record joins the work's own `TransactWriteItems`, so the record exists if
+//! and only if the work happened. No lease is needed then: the transaction is atomic
+//! and two concurrent runs cannot both commit.
+//!
+//! `POWERTOOLS_IDEMPOTENCY_DISABLED=true` runs the work every time.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The lease outside an invocation (where there is no deadline to bind it to).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// Where and how records are kept.
+#[derive(Debug, Clone)]
+pub struct IdempotencyConfig {
+    /// The table.
+    pub table: String,
+    /// Partition key attribute (Powertools: `id`).
+    pub key_attribute: String,
+    /// Sort key attribute and the constant value records use, for a single-table design.
+    pub sort_key: Option<(String, String)>,
+    /// Prefix of every key (e.g. the function's name), so functions sharing a table
+    /// never share keys.
+    pub key_prefix: String,
+    /// How long a completed record answers repeats.
+    pub expires_after: Duration,
+    /// Completed records kept in memory (0: no local cache).
+    pub local_cache_size: usize,
+    /// Run the work every time.
+    pub disabled: bool,
+}
+
+impl IdempotencyConfig {
+    /// Records in `table` under `PK`/`SK` with the given prefix, one hour of replay,
+    /// no local cache, and `POWERTOOLS_IDEMPOTENCY_DISABLED` read through `var`.
+    pub fn single_table(
+        table: impl Into<String>,
+        key_prefix: impl Into<String>,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        Self {
+            table: table.into(),
+            key_attribute: "PK".to_owned(),
+            sort_key: Some(("SK".to_owned(), "IDEMPOTENCY".to_owned())),
+            key_prefix: key_prefix.into(),
+            expires_after: Duration::from_secs(3600),
+            local_cache_size: 0,
+            disabled: var("POWERTOOLS_IDEMPOTENCY_DISABLED")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        }
+    }
+}
+
+/// What running a key did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<R> {
+    /// The work ran now.
+    Executed(R),
+    /// The work had run; this is its stored result.
+    Replayed(R),
+    /// Another invocation holds the key until this time (epoch ms).
+    InFlight {
+        /// End of the holder's lease.
+        lease_expires_ms: u64,
+    },
+}
+
+/// Why a key could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum IdempotencyError<E> {
+    /// The work failed (the key was released).
+    #[error("{0}")]
+    Work(E),
+    /// The key was used before with a different payload.
+    #[error("idempotency key {key} was used with a different payload")]
+    PayloadMismatch {
+        /// The key.
+        key: String,
+    },
+    /// The store could not be read or written.
+    #[error("idempotency store: {0}")]
+    Store(String),
+    /// The result could not be stored or read back.
+    #[error("idempotency record data: {0}")]
+    Data(#[from] serde_json::Error),
+}
+
+/// A SHA-256, hex-encoded: the `validation` of a payload.
+pub fn payload_hash(payload: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(payload)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+struct Completed {
+    data: String,
+    validation: Option<String>,
+    expiration: u64,
+}
+
+/// Runs work once per key. Cheap to share: clone the client, keep one per process.
+#[derive(Debug)]
+pub struct Idempotency {
+    client: aws_sdk_dynamodb::Client,
+    config: IdempotencyConfig,
+    cache: Mutex<(HashMap<String, Completed>, VecDeque<String>)>,
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+const INPROGRESS: &str = "INPROGRESS";
+const COMPLETED: &str = "COMPLETED";
+
+impl Idempotency {
+    /// A runner over `client` with `config`.
+    pub fn new(client: aws_sdk_dynamodb::Client, config: IdempotencyConfig) -> Self {
+        Self {
+            client,
+            config,
+            cache: Mutex::new((HashMap::new(), VecDeque::new())),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &IdempotencyConfig {
+        &self.config
+    }
+
+    fn record_key(&self, key: &str) -> HashMap<String, AttributeValue> {
+        let mut item = HashMap::from([(
+            self.config.key_attribute.clone(),
+            s(format!("IDEMPOTENCY#{}#{key}", self.config.key_prefix)),
+        )]);
+        if let Some((attribute, value)) = &self.config.sort_key {
+            item.insert(attribute.clone(), s(value.clone()));
+        }
+        item
+    }
+
+    /// The lease's end: the invocation's deadline, or [`DEFAULT_LEASE`] from now.
+    fn lease_end_ms() -> u64 {
+        crate::invocation::with_current(|state| state.deadline_ms)
+            .filter(|deadline| *deadline > 0)
+            .unwrap_or_else(|| (now() + DEFAULT_LEASE).as_millis() as u64)
+    }
+
+    fn cached(&self, key: &str, validation: Option<&str>) -> Option<Result<String, ()>> {
+        let cache = self.cache.lock().ok()?;
+        let hit = cache.0.get(key)?;
+        if hit.expiration <= now().as_secs() {
+            return None;
+        }
+        Some(
+            if validation.is_some() && hit.validation.as_deref() != validation {
+                Err(())
+            } else {
+                Ok(hit.data.clone())
+            },
+        )
+    }
+
+    fn remember(&self, key: &str, completed: Completed) {
+        if self.config.local_cache_size == 0 {
+            return;
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            let (map, order) = &mut *cache;
+            if map.insert(key.to_owned(), completed).is_none() {
+                order.push_back(key.to_owned());
+            }
+            while order.len() > self.config.local_cache_size {
+                if let Some(oldest) = order.pop_front() {
+                    map.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    /// What an existing record means for a new run of its key.
+    fn existing<R: DeserializeOwned, E>(
+        &self,
+        key: &str,
+        validation: Option<&str>,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<Outcome<R>, IdempotencyError<E>> {
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let number = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let stored_validation = text("validation");
+        if validation.is_some() && stored_validation.as_deref() != validation {
+            return Err(IdempotencyError::PayloadMismatch {
+                key: key.to_owned(),
+            });
+        }
+        match text("status").as_deref() {
+            Some(COMPLETED) => {
+                let data = text("data").unwrap_or_else(|| "null".to_owned());
+                let replayed = serde_json::from_str(&data)?;
+                let expiration = number("expiration").unwrap_or(0);
+                self.remember(
+                    key,
+                    Completed {
+                        data,
+                        validation: stored_validation,
+                        expiration,
+                    },
+                );
+                Ok(Outcome::Replayed(replayed))
+            }
+            _ => Ok(Outcome::InFlight {
+                lease_expires_ms: number("in_progress_expiration").unwrap_or(0),
+            }),
+        }
+    }
+
+    /// Runs `work` once for `key` (see the module docs). `validation` is the hash of
+    /// the payload fields that must match on a repeat ([`payload_hash`]).
+    ///
+    /// # Errors
+    /// [`IdempotencyError`]: the work's own error (the key is released), a payload
+    /// mismatch, or a store failure.
+    pub async fn run<R, E, F, Fut>(
+        &self,
+        key: &str,
+        validation: Option<&str>,
+        work: F,
+    ) -> Result<Outcome<R>, IdempotencyError<E>>
+    where
+        R: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+    {
+        if self.config.disabled {
+            return work()
+                .await
+                .map(Outcome::Executed)
+                .map_err(IdempotencyError::Work);
+        }
+        match self.cached(key, validation) {
+            Some(Ok(data)) => return Ok(Outcome::Replayed(serde_json::from_str(&data)?)),
+            Some(Err(())) => {
+                return Err(IdempotencyError::PayloadMismatch {
+                    key: key.to_owned(),
+                });
+            }
+            None => {}
+        }
+        let now = now();
+        let mut item = self.record_key(key);
+        item.insert("status".to_owned(), s(INPROGRESS));
+        item.insert(
+            "expiration".to_owned(),
+            n((now + self.config.expires_after).as_secs()),
+        );
+        item.insert("in_progress_expiration".to_owned(), n(Self::lease_end_ms()));
+        if let Some(validation) = validation {
+            item.insert("validation".to_owned(), s(validation));
+        }
+        let locked = self
+            .client
+            .put_item()
+            .table_name(&self.config.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#id) OR #exp < :now OR (#status = :inprogress AND #lease < :now_ms)")
+            .expression_attribute_names("#id", &self.config.key_attribute)
+            .expression_attribute_names("#exp", "expiration")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#lease", "in_progress_expiration")
+            .expression_attribute_values(":now", n(now.as_secs()))
+            .expression_attribute_values(":now_ms", n(now.as_millis()))
+            .expression_attribute_values(":inprogress", s(INPROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match locked {
+            Ok(_) => {}
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                let old = match e.err() {
+                    PutItemError::ConditionalCheckFailedException(c) => {
+                        c.item.clone().unwrap_or_default()
+                    }
+                    _ => HashMap::new(),
+                };
+                return self.existing(key, validation, &old);
+            }
+            Err(e) => return Err(IdempotencyError::Store(DisplayErrorContext(&e).to_string())),
+        }
+
+        match work().await {
+            Ok(result) => {
+                let data = serde_json::to_string(&result)?;
+                let expiration = (now + self.config.expires_after).as_secs();
+                self.client
+                    .update_item()
+                    .table_name(&self.config.table)
+                    .set_key(Some(self.record_key(key)))
+                    .update_expression(
+                        "SET #status = :completed, #data = :data, #exp = :exp REMOVE #lease",
+                    )
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_names("#data", "data")
+                    .expression_attribute_names("#exp", "expiration")
+                    .expression_attribute_names("#lease", "in_progress_expiration")
+                    .expression_attribute_values(":completed", s(COMPLETED))
+                    .expression_attribute_values(":data", s(data.clone()))
+                    .expression_attribute_values(":exp", n(expiration))
+                    .send()
+                    .await
+                    .map_err(|e| IdempotencyError::Store(DisplayErrorContext(&e).to_string()))?;
+                self.remember(
+                    key,
+                    Completed {
+                        data,
+                        validation: validation.map(str::to_owned),
+                        expiration,
+                    },
+                );
+                Ok(Outcome::Executed(result))
+            }
+            Err(error) => {
+                // Release the key so a retry runs the work again; if this fails the lease
+                // still ends at the deadline.
+                let released = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.config.table)
+                    .set_key(Some(self.record_key(key)))
+                    .send()
+                    .await;
+                if let Err(e) = released {
+                    tracing::warn!(key, error = %DisplayErrorContext(&e), "could not release the idempotency key; it frees itself at the lease's end");
+                }
+                Err(IdempotencyError::Work(error))
+            }
+        }
+    }
+
+    /// Runs work that is one DynamoDB transaction, once for `key`, in one write request:
+    /// `work` returns its result and its transaction items, and the `COMPLETED` record is
+    /// committed in the same `TransactWriteItems`.
+    ///
+    /// If the transaction is cancelled because the record exists, the stored result is
+    /// replayed. If it is cancelled for one of the work's own conditions,
+    /// [`TransactionOutcome::Cancelled`] carries the cancellation reasons of the work's
+    /// items (in order) for the caller to interpret.
+    ///
+    /// # Errors
+    /// [`IdempotencyError`]: the work's own error, a payload mismatch, or a store failure.
+    pub async fn run_in_transaction<R, E, F, Fut>(
+        &self,
+        key: &str,
+        validation: Option<&str>,
+        work: F,
+    ) -> Result<TransactionOutcome<R>, IdempotencyError<E>>
+    where
+        R: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(R, Vec<TransactWriteItem>), E>>,
+    {
+        if !self.config.disabled {
+            match self.cached(key, validation) {
+                Some(Ok(data)) => {
+                    return Ok(TransactionOutcome::Done(Outcome::Replayed(
+                        serde_json::from_str(&data)?,
+                    )));
+                }
+                Some(Err(())) => {
+                    return Err(IdempotencyError::PayloadMismatch {
+                        key: key.to_owned(),
+                    });
+                }
+                None => {}
+            }
+        }
+        let (result, mut items) = work().await.map_err(IdempotencyError::Work)?;
+        let data = serde_json::to_string(&result)?;
+        let now = now();
+        let expiration = (now + self.config.expires_after).as_secs();
+        let work_items = items.len();
+        if !self.config.disabled {
+            let mut record = self.record_key(key);
+            record.insert("status".to_owned(), s(COMPLETED));
+            record.insert("data".to_owned(), s(data.clone()));
+            record.insert("expiration".to_owned(), n(expiration));
+            if let Some(validation) = validation {
+                record.insert("validation".to_owned(), s(validation));
+            }
+            let put = Put::builder()
+                .table_name(&self.config.table)
+                .set_item(Some(record))
+                .condition_expression("attribute_not_exists(#id) OR #exp < :now")
+                .expression_attribute_names("#id", &self.config.key_attribute)
+                .expression_attribute_names("#exp", "expiration")
+                .expression_attribute_values(":now", n(now.as_secs()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|e| IdempotencyError::Store(e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => {
+                if !self.config.disabled {
+                    self.remember(
+                        key,
+                        Completed {
+                            data,
+                            validation: validation.map(str::to_owned),
+                            expiration,
+                        },
+                    );
+                }
+                Ok(TransactionOutcome::Done(Outcome::Executed(result)))
+            }
+            Err(error) => {
+                let reasons = match error.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                        e.cancellation_reasons().to_vec()
+                    }
+                    _ => {
+                        return Err(IdempotencyError::Store(
+                            DisplayErrorContext(&error).to_string(),
+                        ));
+                    }
+                };
+                let record_reason = reasons.get(work_items).filter(|_| !self.config.disabled);
+                if let Some(reason) = record_reason
+                    && reason.code() == Some("ConditionalCheckFailed")
+                {
+                    let old = reason.item().cloned().unwrap_or_default();
+                    return self
+                        .existing(key, validation, &old)
+                        .map(TransactionOutcome::Done);
+                }
+                let codes = reasons
+                    .iter()
+                    .take(work_items)
+                    .map(|r| r.code().unwrap_or("None").to_owned())
+                    .collect();
+                Ok(TransactionOutcome::Cancelled(codes))
+            }
+        }
+    }
+}
+
+/// What [`Idempotency::run_in_transaction`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactionOutcome<R> {
+    /// Executed or replayed.
+    Done(Outcome<R>),
+    /// The work's own conditions cancelled the transaction: the cancellation code of
+    /// each of the work's items (`None`, `ConditionalCheckFailed`, ...).
+    Cancelled(Vec<String>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_hashes_are_sha256_hex() {
+        assert_eq!(
+            payload_hash(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn the_lease_outside_an_invocation_is_never_zero() {
+        let lease = Idempotency::lease_end_ms();
+        let now = now().as_millis() as u64;
+        assert!(lease > now && lease <= now + DEFAULT_LEASE.as_millis() as u64 + 1_000);
+    }
+}

@@ -1,0 +1,373 @@
+//! Idempotency against a real moto server with the real SDK client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, TransactWriteItem,
+};
+use local::moto::Moto;
+use middleware::idempotency::{
+    Idempotency, IdempotencyConfig, IdempotencyError, Outcome, TransactionOutcome, payload_hash,
+};
+
+fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        let log = std::env::temp_dir().join(format!("moto-idempotency-{}.log", std::process::id()));
+        Moto::start(&local::moto::locate(workspace).unwrap(), &log).unwrap()
+    })
+}
+
+async fn store(
+    configure: impl FnOnce(&mut IdempotencyConfig),
+) -> (Idempotency, aws_sdk_dynamodb::Client, String) {
+    let sdk = local::resources::emulator_sdk_config(moto().endpoint(), "eu-west-1").await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = format!("idem-{}", uuid::Uuid::new_v4().simple());
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("PK", KeyType::Hash))
+        .key_schema(key("SK", KeyType::Range))
+        .attribute_definitions(attribute("PK"))
+        .attribute_definitions(attribute("SK"))
+        .send()
+        .await
+        .unwrap();
+    let mut config = IdempotencyConfig::single_table(&table, "test-fn", |_| None);
+    configure(&mut config);
+    (Idempotency::new(client.clone(), config), client, table)
+}
+
+async fn counted(counter: &AtomicU32, result: u32) -> Result<u32, String> {
+    counter.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(result)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_execute_once() {
+    let (idempotency, _, _) = store(|_| {}).await;
+    let idempotency = Arc::new(idempotency);
+    let counter = Arc::new(AtomicU32::new(0));
+    let runs: Vec<_> = (0..5)
+        .map(|_| {
+            let (idempotency, counter) = (Arc::clone(&idempotency), Arc::clone(&counter));
+            tokio::spawn(async move {
+                idempotency
+                    .run("order-1", None, || counted(&counter, 7))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for run in runs {
+        outcomes.push(run.await.unwrap());
+    }
+    assert_eq!(counter.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == Outcome::Executed(7))
+            .count(),
+        1
+    );
+    assert!(outcomes.iter().all(|o| matches!(
+        o,
+        Outcome::Executed(7) | Outcome::Replayed(7) | Outcome::InFlight { .. }
+    )));
+    // Once completed, a repeat replays.
+    assert_eq!(
+        idempotency
+            .run("order-1", None, || counted(&counter, 8))
+            .await
+            .unwrap(),
+        Outcome::Replayed(7)
+    );
+    assert_eq!(counter.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_expired_record_runs_again() {
+    let (idempotency, _, _) = store(|c| c.expires_after = Duration::from_secs(1)).await;
+    let counter = AtomicU32::new(0);
+    assert_eq!(
+        idempotency
+            .run("k", None, || counted(&counter, 1))
+            .await
+            .unwrap(),
+        Outcome::Executed(1)
+    );
+    assert_eq!(
+        idempotency
+            .run("k", None, || counted(&counter, 2))
+            .await
+            .unwrap(),
+        Outcome::Replayed(1)
+    );
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(
+        idempotency
+            .run("k", None, || counted(&counter, 3))
+            .await
+            .unwrap(),
+        Outcome::Executed(3)
+    );
+}
+
+#[tokio::test]
+async fn a_lease_past_its_deadline_is_taken_over_and_a_live_one_is_in_flight() {
+    let (idempotency, client, table) = store(|_| {}).await;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for (key, lease) in [("dead", now_ms - 1_000), ("alive", now_ms + 60_000)] {
+        client
+            .put_item()
+            .table_name(&table)
+            .item(
+                "PK",
+                AttributeValue::S(format!("IDEMPOTENCY#test-fn#{key}")),
+            )
+            .item("SK", AttributeValue::S("IDEMPOTENCY".into()))
+            .item("status", AttributeValue::S("INPROGRESS".into()))
+            .item(
+                "expiration",
+                AttributeValue::N((now_ms / 1000 + 3600).to_string()),
+            )
+            .item(
+                "in_progress_expiration",
+                AttributeValue::N(lease.to_string()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let counter = AtomicU32::new(0);
+    assert_eq!(
+        idempotency
+            .run("dead", None, || counted(&counter, 1))
+            .await
+            .unwrap(),
+        Outcome::Executed(1)
+    );
+    assert_eq!(
+        idempotency
+            .run("alive", None, || counted(&counter, 2))
+            .await
+            .unwrap(),
+        Outcome::InFlight {
+            lease_expires_ms: now_ms + 60_000
+        }
+    );
+    assert_eq!(counter.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_different_payload_is_refused_on_every_path() {
+    let (idempotency, _, _) = store(|c| c.local_cache_size = 16).await;
+    let counter = AtomicU32::new(0);
+    let (a, b) = (
+        payload_hash(b"{\"lines\":1}"),
+        payload_hash(b"{\"lines\":2}"),
+    );
+    assert_eq!(
+        idempotency
+            .run("k", Some(&a), || counted(&counter, 1))
+            .await
+            .unwrap(),
+        Outcome::Executed(1)
+    );
+    // The local cache answers now: it must validate too.
+    assert!(matches!(
+        idempotency
+            .run("k", Some(&b), || counted(&counter, 2))
+            .await,
+        Err(IdempotencyError::PayloadMismatch { .. })
+    ));
+    assert_eq!(
+        idempotency
+            .run("k", Some(&a), || counted(&counter, 3))
+            .await
+            .unwrap(),
+        Outcome::Replayed(1)
+    );
+    // And without the cache, from the store.
+    let (uncached, _, _) = store(|_| {}).await;
+    assert_eq!(
+        uncached
+            .run("k", Some(&a), || counted(&counter, 4))
+            .await
+            .unwrap(),
+        Outcome::Executed(4)
+    );
+    assert!(matches!(
+        uncached.run("k", Some(&b), || counted(&counter, 5)).await,
+        Err(IdempotencyError::PayloadMismatch { .. })
+    ));
+}
+
+#[tokio::test]
+async fn falsy_results_are_replayed() {
+    let (idempotency, _, _) = store(|_| {}).await;
+    assert_eq!(
+        idempotency
+            .run("f", None, || async { Ok::<_, String>(false) })
+            .await
+            .unwrap(),
+        Outcome::Executed(false)
+    );
+    assert_eq!(
+        idempotency
+            .run("f", None, || async { Ok::<_, String>(true) })
+            .await
+            .unwrap(),
+        Outcome::Replayed(false)
+    );
+    assert_eq!(
+        idempotency
+            .run("n", None, || async { Ok::<Option<u8>, String>(None) })
+            .await
+            .unwrap(),
+        Outcome::Executed(None)
+    );
+    assert_eq!(
+        idempotency
+            .run("n", None, || async { Ok::<_, String>(Some(1u8)) })
+            .await
+            .unwrap(),
+        Outcome::Replayed(None)
+    );
+    assert_eq!(
+        idempotency
+            .run("e", None, || async { Ok::<Vec<u8>, String>(vec![]) })
+            .await
+            .unwrap(),
+        Outcome::Executed(vec![])
+    );
+    assert_eq!(
+        idempotency
+            .run("e", None, || async { Ok::<_, String>(vec![1u8]) })
+            .await
+            .unwrap(),
+        Outcome::Replayed(vec![])
+    );
+}
+
+#[tokio::test]
+async fn a_failed_run_releases_the_key() {
+    let (idempotency, _, _) = store(|_| {}).await;
+    let failed = idempotency
+        .run("k", None, || async {
+            Err::<u8, _>("downstream unavailable")
+        })
+        .await;
+    assert!(matches!(
+        failed,
+        Err(IdempotencyError::Work("downstream unavailable"))
+    ));
+    assert_eq!(
+        idempotency
+            .run("k", None, || async { Ok::<_, String>(5u8) })
+            .await
+            .unwrap(),
+        Outcome::Executed(5)
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_carries_the_record_in_one_write() {
+    let (idempotency, client, table) = store(|_| {}).await;
+    let effect = |value: &str| {
+        let put = Put::builder()
+            .table_name(&table)
+            .item("PK", AttributeValue::S("EFFECT".into()))
+            .item("SK", AttributeValue::S("1".into()))
+            .item("value", AttributeValue::S(value.to_owned()))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .unwrap();
+        vec![TransactWriteItem::builder().put(put).build()]
+    };
+    let first = idempotency
+        .run_in_transaction("t", None, || async {
+            Ok::<_, String>((1u8, effect("first")))
+        })
+        .await
+        .unwrap();
+    assert_eq!(first, TransactionOutcome::Done(Outcome::Executed(1)));
+    let again = idempotency
+        .run_in_transaction("t", None, || async {
+            Ok::<_, String>((2u8, effect("second")))
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, TransactionOutcome::Done(Outcome::Replayed(1)));
+    // A new key whose work conflicts with the existing effect is cancelled by the work's
+    // own condition, and says so.
+    let other = idempotency
+        .run_in_transaction("u", None, || async {
+            Ok::<_, String>((3u8, effect("third")))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        other,
+        TransactionOutcome::Cancelled(vec!["ConditionalCheckFailed".to_owned()])
+    );
+    let stored = client
+        .get_item()
+        .table_name(&table)
+        .key("PK", AttributeValue::S("EFFECT".into()))
+        .key("SK", AttributeValue::S("1".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(stored["value"], AttributeValue::S("first".into()));
+}
+
+#[tokio::test]
+async fn disabled_runs_every_time() {
+    let (idempotency, _, _) = store(|c| c.disabled = true).await;
+    let counter = AtomicU32::new(0);
+    assert_eq!(
+        idempotency
+            .run("k", None, || counted(&counter, 1))
+            .await
+            .unwrap(),
+        Outcome::Executed(1)
+    );
+    assert_eq!(
+        idempotency
+            .run("k", None, || counted(&counter, 2))
+            .await
+            .unwrap(),
+        Outcome::Executed(2)
+    );
+}
