@@ -532,19 +532,18 @@ impl Store {
         }
     }
 
-    /// Applies an order message: the order moves from ORDERED to PROCESSED with
-    /// `processed_at`, and each of its lines from PENDING to ORDERED, in one transaction
-    /// that only applies while the order is ORDERED. A redelivered message finds the
-    /// order PROCESSED and changes nothing.
+    /// The transaction that applies an order message: the order moves from ORDERED to
+    /// PROCESSED with `processed_at`, and each of its lines from PENDING to ORDERED. Every
+    /// item is conditional, so the transaction only applies to an order still ORDERED,
+    /// owned by the message's user, with exactly the message's lines.
     ///
     /// # Errors
-    /// [`CompleteError`] if the order is missing or differs from the message, or the
-    /// table cannot be read or written.
-    pub async fn complete_order(
+    /// [`StoreError`] if a request cannot be built.
+    pub fn completion_items(
         &self,
         message: &OrderMessage,
         now: &Timestamp,
-    ) -> Result<Completion, CompleteError> {
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let id = message.order_id;
         let header = Update::builder()
             .table_name(&self.table)
@@ -575,28 +574,28 @@ impl Store {
                 .map_err(build_error("TransactWriteItems"))?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Completion::Completed),
-            Err(error)
-                if cancellation_reasons(&error).is_some_and(|r| r.iter().any(failed_condition)) =>
-            {
-                // A condition failed: find out whether the work was already done.
-                match self.get::<Order>(&keys::order_header(&id), "order").await? {
-                    Some(order) if order.order_status == OrderStatus::Processed => {
-                        Ok(Completion::AlreadyCompleted)
-                    }
-                    Some(_) => Err(CompleteError::Mismatch(id)),
-                    None => Err(CompleteError::OrderNotFound(id)),
-                }
+        Ok(items)
+    }
+
+    /// What a failed condition of [`Store::completion_items`] means: the order is
+    /// already PROCESSED (a redelivery whose idempotency record has expired), or it is
+    /// missing, or it differs from the message.
+    ///
+    /// # Errors
+    /// [`CompleteError`] unless the order is already PROCESSED.
+    pub async fn completion_conflict(&self, id: &OrderId) -> Result<Completion, CompleteError> {
+        match self.get::<Order>(&keys::order_header(id), "order").await? {
+            Some(order) if order.order_status == OrderStatus::Processed => {
+                Ok(Completion::AlreadyCompleted)
             }
-            Err(error) => Err(aws_error("TransactWriteItems")(error).into()),
+            Some(_) => Err(CompleteError::Mismatch(*id)),
+            None => Err(CompleteError::OrderNotFound(*id)),
         }
+    }
+
+    /// The table's client, for middleware that keeps records in the same table.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     async fn get<T: serde::de::DeserializeOwned>(

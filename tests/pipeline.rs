@@ -6,7 +6,8 @@
 mod support;
 
 use ecommerce_api::api::{ApiRequest, ApiResponse, Method};
-use ecommerce_api::pipeline::complete::complete_orders;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use ecommerce_api::pipeline::forward::forward_orders;
 use serde_json::{Value, json};
 use support::{TestEnv, max_receive_count, stream_event};
@@ -156,7 +157,7 @@ async fn orders_flow_through_the_pipeline_exactly_once() {
 
     // Queue → update-cart-products.
     let sqs_batch = env.sqs_event(&messages);
-    let response = complete_orders(&env.store, &sqs_batch).await.unwrap();
+    let response = env.completer.complete_orders(&sqs_batch).await.unwrap();
     assert!(
         response.batch_item_failures.is_empty(),
         "{:?}",
@@ -184,13 +185,15 @@ async fn orders_flow_through_the_pipeline_exactly_once() {
 
     // Replays change nothing: the same SQS batch again, then the same stream batch again
     // (Lambda redelivers after a timeout) and the duplicate messages it produces.
-    let response = complete_orders(&env.store, &sqs_batch).await.unwrap();
+    let response = env.completer.complete_orders(&sqs_batch).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
     let response = forward_orders(&env.queue, &stream_batch).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
     let duplicates = env.receive(&env.queue_url, None).await;
     assert_eq!(duplicates.len(), 2);
-    let response = complete_orders(&env.store, &env.sqs_event(&duplicates))
+    let response = env
+        .completer
+        .complete_orders(&env.sqs_event(&duplicates))
         .await
         .unwrap();
     assert!(response.batch_item_failures.is_empty());
@@ -200,6 +203,41 @@ async fn orders_flow_through_the_pipeline_exactly_once() {
         done,
         "a replay must not change the order"
     );
+
+    // The idempotency record was committed with the order: COMPLETED, with the
+    // payload's hash. Once it has expired (deleted here), a redelivery is still a no-op,
+    // recognised by the order's own PROCESSED status.
+    let record_key = |id: &str| {
+        std::collections::HashMap::from([
+            (
+                "PK".to_owned(),
+                AttributeValue::S(format!("IDEMPOTENCY#update-cart-products#{id}")),
+            ),
+            ("SK".to_owned(), AttributeValue::S("IDEMPOTENCY".to_owned())),
+        ])
+    };
+    let dynamodb = aws_sdk_dynamodb::Client::new(&env.sdk);
+    let record = dynamodb
+        .get_item()
+        .table_name(env.store.table())
+        .set_key(Some(record_key(&alice_order)))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("an idempotency record");
+    assert_eq!(record["status"], AttributeValue::S("COMPLETED".into()));
+    assert_eq!(record["validation"].as_s().unwrap().len(), 64);
+    dynamodb
+        .delete_item()
+        .table_name(env.store.table())
+        .set_key(Some(record_key(&alice_order)))
+        .send()
+        .await
+        .unwrap();
+    let response = env.completer.complete_orders(&sqs_batch).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(order(&env, &alice_order).await, done);
 
     // The pipeline's own writes (order MODIFY, line updates) are not forwarded.
     let later = reader.next_records().await;
@@ -240,7 +278,9 @@ async fn a_poison_message_fails_alone_and_reaches_the_dead_letter_queue() {
 
     // One batch, the malformed message between the two good ones.
     let batch = vec![good[0].clone(), poison[0].clone(), good[1].clone()];
-    let response = complete_orders(&env.store, &env.sqs_event(&batch))
+    let response = env
+        .completer
+        .complete_orders(&env.sqs_event(&batch))
         .await
         .unwrap();
     assert_eq!(failed_ids(&response), std::slice::from_ref(&poison_id));
@@ -271,7 +311,9 @@ async fn a_poison_message_fails_alone_and_reaches_the_dead_letter_queue() {
             receives <= max,
             "still on the queue after {receives} receives"
         );
-        let response = complete_orders(&env.store, &env.sqs_event(&again))
+        let response = env
+            .completer
+            .complete_orders(&env.sqs_event(&again))
             .await
             .unwrap();
         assert_eq!(failed_ids(&response), std::slice::from_ref(&poison_id));

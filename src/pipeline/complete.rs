@@ -3,17 +3,25 @@
 //! Every message of the batch is parsed and applied on its own. A message that is not
 //! a valid [`OrderMessage`] fails alone; SQS makes it visible again after the
 //! visibility timeout and, after the queue's `maxReceiveCount`, moves it to the
-//! dead-letter queue. A message for an order that is already PROCESSED is a
-//! redelivery: it succeeds and changes nothing.
+//! dead-letter queue.
+//!
+//! Each order is completed through the idempotency layer, keyed by order id and
+//! validated by a hash of the message: the idempotency record is committed in the same
+//! transaction as the order's own updates, so completing an order costs one write
+//! request, and a redelivered message is answered from the record (or, once the record
+//! has expired, by the order's PROCESSED status) without changing anything.
 
 use aws_lambda_events::sqs::SqsBatchResponse;
 use middleware::batch::{BatchError, process_sqs};
+use middleware::idempotency::{
+    Idempotency, IdempotencyError, Outcome, TransactionOutcome, payload_hash,
+};
 use middleware::{logging, metrics};
 use serde_json::value::RawValue;
 
 use crate::clock::Timestamp;
 use crate::message::{MessageError, OrderMessage};
-use crate::store::{CompleteError, Completion, Store};
+use crate::store::{CompleteError, Completion, Store, StoreError};
 
 /// Why one message failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,51 +35,91 @@ pub enum CompleteMessageError {
     /// The order could not be completed.
     #[error(transparent)]
     Complete(#[from] CompleteError),
+    /// Another invocation is completing this order; retry later.
+    #[error("order is being completed by another invocation")]
+    InFlight,
+    /// The idempotency record refused or failed.
+    #[error("idempotency: {0}")]
+    Idempotency(String),
+    /// The transaction could not be built.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// Completes one order message.
-///
-/// # Errors
-/// [`CompleteMessageError`] naming why.
-pub async fn complete_message(
-    store: &Store,
-    body: Option<&str>,
-) -> Result<Completion, CompleteMessageError> {
-    let message = OrderMessage::from_json(body.ok_or(CompleteMessageError::NoBody)?)?;
-    logging::set_correlation_id(message.order_id.to_string());
-    let completion = store.complete_order(&message, &Timestamp::now()).await?;
-    match completion {
-        Completion::Completed => {
-            metrics::add(&crate::metrics::ORDERS_COMPLETED, 1.0);
-            tracing::info!(correlation_id = %message.order_id, "order completed");
-        }
-        Completion::AlreadyCompleted => {
-            metrics::add(&crate::metrics::ORDER_MESSAGES_REPLAYED, 1.0);
-            tracing::info!(correlation_id = %message.order_id, "order already completed; redelivered message ignored");
-        }
-    }
-    Ok(completion)
+/// What `update-cart-products` needs: the table and the idempotency records.
+#[derive(Debug)]
+pub struct Completer {
+    store: Store,
+    idempotency: Idempotency,
 }
 
-/// Handles one SQS batch and reports the failed messages.
-///
-/// # Errors
-/// [`BatchError`] if the event is not an SQS batch or a record has no `messageId`.
-pub async fn complete_orders(
-    store: &Store,
-    event: &RawValue,
-) -> Result<SqsBatchResponse, BatchError> {
-    let response = process_sqs(event, |record| async move {
-        complete_message(store, record.body.as_deref())
-            .await
-            .map(drop)
-    })
-    .await?;
-    if !response.batch_item_failures.is_empty() {
-        let failed = response.batch_item_failures.len() as f64;
-        metrics::add(&crate::metrics::BATCH_ITEM_FAILURES, failed);
+impl Completer {
+    /// A completer over `store`, with idempotency records configured by `idempotency`.
+    pub fn new(store: Store, idempotency: Idempotency) -> Self {
+        Self { store, idempotency }
     }
-    Ok(response)
+
+    /// Completes one order message.
+    ///
+    /// # Errors
+    /// [`CompleteMessageError`] naming why.
+    pub async fn complete_message(
+        &self,
+        body: Option<&str>,
+    ) -> Result<Completion, CompleteMessageError> {
+        let body = body.ok_or(CompleteMessageError::NoBody)?;
+        let message = OrderMessage::from_json(body)?;
+        let id = message.order_id;
+        logging::set_correlation_id(id.to_string());
+        let now = Timestamp::now();
+        let validation = payload_hash(message.to_json().map_err(MessageError::from)?.as_bytes());
+        let outcome = self
+            .idempotency
+            .run_in_transaction(&id.to_string(), Some(&validation), || async {
+                let items = self.store.completion_items(&message, &now)?;
+                Ok::<_, StoreError>((now.rfc3339.clone(), items))
+            })
+            .await;
+        let completion = match outcome {
+            Ok(TransactionOutcome::Done(Outcome::Executed(_))) => Completion::Completed,
+            Ok(TransactionOutcome::Done(Outcome::Replayed(_))) => Completion::AlreadyCompleted,
+            Ok(TransactionOutcome::Done(Outcome::InFlight { .. })) => {
+                return Err(CompleteMessageError::InFlight);
+            }
+            Ok(TransactionOutcome::Cancelled(_)) => self.store.completion_conflict(&id).await?,
+            Err(IdempotencyError::Work(e)) => return Err(e.into()),
+            Err(other) => return Err(CompleteMessageError::Idempotency(other.to_string())),
+        };
+        match completion {
+            Completion::Completed => {
+                metrics::add(&crate::metrics::ORDERS_COMPLETED, 1.0);
+                tracing::info!(correlation_id = %id, "order completed");
+            }
+            Completion::AlreadyCompleted => {
+                metrics::add(&crate::metrics::ORDER_MESSAGES_REPLAYED, 1.0);
+                tracing::info!(correlation_id = %id, "order already completed; redelivered message ignored");
+            }
+        }
+        Ok(completion)
+    }
+
+    /// Handles one SQS batch and reports the failed messages.
+    ///
+    /// # Errors
+    /// [`BatchError`] if the event is not an SQS batch or a record has no `messageId`.
+    pub async fn complete_orders(&self, event: &RawValue) -> Result<SqsBatchResponse, BatchError> {
+        let response = process_sqs(event, |record| async move {
+            self.complete_message(record.body.as_deref())
+                .await
+                .map(drop)
+        })
+        .await?;
+        if !response.batch_item_failures.is_empty() {
+            let failed = response.batch_item_failures.len() as f64;
+            metrics::add(&crate::metrics::BATCH_ITEM_FAILURES, failed);
+        }
+        Ok(response)
+    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,13 @@ use std::sync::OnceLock;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use ecommerce_api::api::OrdersApi;
+use ecommerce_api::pipeline::complete::Completer;
 use ecommerce_api::pipeline::forward::SqsOrderQueue;
 use ecommerce_api::store::Store;
 use local::moto::Moto;
 use local::resources::{self, Overrides};
 use local::template::StackSpec;
+use middleware::idempotency::{Idempotency, IdempotencyConfig};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -58,6 +60,7 @@ pub struct TestEnv {
     pub queue_arn: String,
     pub dlq_url: String,
     pub store: Store,
+    pub completer: Completer,
     pub api: OrdersApi,
     pub queue: SqsOrderQueue,
 }
@@ -73,7 +76,13 @@ impl TestEnv {
         let dlq = created.queue("OrdersDeadLetterQueue").unwrap().clone();
         let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &created.table_name);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let records =
+            IdempotencyConfig::single_table(&created.table_name, "update-cart-products", |_| None);
         Self {
+            completer: Completer::new(
+                store.clone(),
+                Idempotency::new(store.client().clone(), records),
+            ),
             api: OrdersApi::new(store.clone()),
             queue: SqsOrderQueue::new(sqs.clone(), &queue.url),
             store,

@@ -1,9 +1,12 @@
 //! `update-cart-products`: completes the order named by each queue message.
 
-use ecommerce_api::pipeline::complete::complete_orders;
+use std::sync::Arc;
+
+use ecommerce_api::pipeline::complete::Completer;
 use ecommerce_api::store::Store;
 use ecommerce_api::{aws, config};
 use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
+use middleware::idempotency::{Idempotency, IdempotencyConfig};
 use serde_json::value::RawValue;
 
 #[tokio::main(flavor = "current_thread")]
@@ -11,11 +14,18 @@ async fn main() -> Result<(), Error> {
     let powertools = middleware::invocation::init_from_env()?;
     let table = config::required(config::TABLE_NAME)?;
     let sdk = aws::sdk_config().await;
-    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    let records = IdempotencyConfig::single_table(&table, "update-cart-products", |name| {
+        std::env::var(name).ok()
+    });
+    let completer = Arc::new(Completer::new(
+        store.clone(),
+        Idempotency::new(store.client().clone(), records),
+    ));
 
     let handler = service_fn(move |event: LambdaEvent<Box<RawValue>>| {
-        let store = store.clone();
-        async move { complete_orders(&store, &event.payload).await }
+        let completer = Arc::clone(&completer);
+        async move { completer.complete_orders(&event.payload).await }
     });
     Runtime::new(handler).layer(powertools).run().await
 }
