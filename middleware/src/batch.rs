@@ -16,6 +16,10 @@
 //!   stops at the first failure and reports that record alone ([`stream_failure`]).
 //! - A batch whose records cannot be identified at all is an error of the invocation,
 //!   because an empty or unknown `itemIdentifier` would fail the batch anyway.
+//! - **Deadline-aware**: within [`DEADLINE_MARGIN`] of the invocation's deadline no
+//!   record is started; the unstarted ones are reported as failures (retried later)
+//!   instead of being cut off by a timeout that would fail the whole batch and lose the
+//!   invocation's logs and metrics.
 //!
 //! # Example
 //! ```
@@ -163,8 +167,15 @@ where
 
     let mut response = SqsBatchResponse::default();
     let mut stopped = false;
+    let mut out_of_time = 0;
     for (message_id, message) in parsed {
+        if !stopped && near_deadline() {
+            stopped = true;
+        }
         if stopped {
+            if !fifo || response.batch_item_failures.is_empty() {
+                out_of_time += 1;
+            }
             response.add_failure(message_id);
             continue;
         }
@@ -178,7 +189,31 @@ where
             stopped = fifo;
         }
     }
+    if out_of_time > 0 {
+        tracing::warn!(
+            records = out_of_time,
+            "stopped short of the deadline; unstarted records are reported for retry"
+        );
+    }
     Ok(response)
+}
+
+/// How long before the invocation's deadline no new record is started, so the ones
+/// in flight can finish and telemetry can be flushed before Lambda stops the process.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether the current invocation is within [`DEADLINE_MARGIN`] of its deadline
+/// (`false` outside an invocation or without a deadline).
+pub fn near_deadline() -> bool {
+    crate::invocation::with_current(|state| state.deadline_ms)
+        .filter(|deadline| *deadline > 0)
+        .is_some_and(|deadline| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64;
+            now + DEADLINE_MARGIN.as_millis() as u64 >= deadline
+        })
 }
 
 /// One record of a DynamoDB-stream batch, parsed on its own.
@@ -266,6 +301,7 @@ mod tests {
 
     fn run<F: Future>(future: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap()
             .block_on(future)
@@ -353,6 +389,60 @@ mod tests {
             Err(BatchError::Unidentifiable { index: 1, .. })
         ));
         assert_eq!(*tried.borrow(), 0);
+    }
+
+    #[test]
+    fn records_are_not_started_near_the_deadline() {
+        use std::sync::Arc;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let invocation = |deadline_ms: u64| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "lambda-runtime-deadline-ms",
+                deadline_ms.to_string().parse().unwrap(),
+            );
+            let context = lambda_runtime::Context::new(
+                "req",
+                Arc::new(lambda_runtime::Config::default()),
+                &headers,
+            )
+            .unwrap();
+            let settings = crate::invocation::Settings {
+                metrics: None,
+                logging: crate::logging::LogSettings::from_lookup(|_| None),
+            };
+            Arc::new(crate::invocation::InvocationState::new(
+                &context, false, &settings,
+            ))
+        };
+        let event = raw(r#"{"Records":[{"messageId":"1"},{"messageId":"2"},{"messageId":"3"}]}"#);
+        // The deadline arrives while the first record runs: the rest are not started.
+        let tried = RefCell::new(0);
+        let state = invocation(now_ms + DEADLINE_MARGIN.as_millis() as u64 + 150);
+        let response = run(crate::invocation::scope(
+            state,
+            process_sqs(&event, |_| {
+                *tried.borrow_mut() += 1;
+                async {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    Ok::<(), String>(())
+                }
+            }),
+        ))
+        .unwrap();
+        assert_eq!(*tried.borrow(), 1);
+        assert_eq!(failed_ids(&response), ["2", "3"]);
+        // With time to spare, everything runs.
+        let state = invocation(now_ms + 60_000);
+        let response = run(crate::invocation::scope(
+            state,
+            process_sqs(&event, |_| async { Ok::<(), String>(()) }),
+        ))
+        .unwrap();
+        assert!(response.batch_item_failures.is_empty());
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! sequence number. Lambda restarts the shard from there, so the records after it are
 //! not forwarded now: they will be, once, on the redelivery. After the mapping's
 //! `MaximumRetryAttempts` a record that keeps failing goes to its on-failure
-//! destination, so nothing is lost silently.
+//! destination, so nothing is lost silently. Near the invocation's deadline it stops
+//! the same way, at the first record it did not send.
 
 use std::future::Future;
 
@@ -18,7 +19,7 @@ use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use middleware::batch::{BatchError, stream_failure, stream_records};
+use middleware::batch::{BatchError, near_deadline, stream_failure, stream_records};
 use middleware::{logging, metrics};
 use serde_json::value::RawValue;
 
@@ -168,6 +169,12 @@ pub async fn forward_orders<Q: OrderQueue>(
 
     let mut forwarded = 0;
     for chunk in outgoing.chunks(SQS_BATCH_LIMIT) {
+        if near_deadline() {
+            // Report the first unsent record: Lambda resumes there, and this
+            // invocation still has time to flush its logs and metrics.
+            tracing::warn!(forwarded, "stopping short of the deadline");
+            return Ok(stream_failure(Some(chunk[0].0.clone())));
+        }
         let messages: Vec<OrderMessage> = chunk.iter().map(|(_, m)| m.clone()).collect();
         let first_failure = match queue.send_batch(&messages).await {
             Ok(failures) => failures.into_iter().min_by_key(|f| f.index),
