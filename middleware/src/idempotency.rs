@@ -34,6 +34,26 @@
 //! and two concurrent runs cannot both commit.
 //!
 //! `POWERTOOLS_IDEMPOTENCY_DISABLED=true` runs the work every time.
+//!
+//! # Example
+//! ```no_run
+//! use middleware::idempotency::{Idempotency, IdempotencyConfig, Outcome, payload_hash};
+//!
+//! # async fn example(client: aws_sdk_dynamodb::Client, body: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let config = IdempotencyConfig::single_table("orders", "charge-card", |name| std::env::var(name).ok());
+//! let idempotency = Idempotency::new(client, config);
+//! let outcome = idempotency
+//!     .run("order-42", Some(&payload_hash(body.as_bytes())), || async {
+//!         Ok::<_, std::io::Error>(String::from("charged")) // the work, at most once per key
+//!     })
+//!     .await?;
+//! match outcome {
+//!     Outcome::Executed(_) | Outcome::Replayed(_) => {}              // done: report success
+//!     Outcome::InFlight { .. } => return Err("retry later".into()),  // report the record as failed
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;

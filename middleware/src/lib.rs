@@ -14,6 +14,9 @@
 //! - [`batch`]: per-record processing of SQS and DynamoDB-stream batches.
 //! - [`idempotency`]: run work once per key, records in DynamoDB.
 //! - [`sink`]: where lines go.
+//!
+//! The crate's README has the parity table with Powertools and the write count per
+//! order of the idempotency layer.
 #![warn(missing_docs)]
 
 pub mod batch;
