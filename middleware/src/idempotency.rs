@@ -221,18 +221,27 @@ impl Idempotency {
             .unwrap_or_else(|| (now() + DEFAULT_LEASE).as_millis() as u64)
     }
 
-    fn cached(&self, key: &str, validation: Option<&str>) -> Option<Result<String, ()>> {
+    /// The local cache's answer for a completed key: its result, or a payload
+    /// mismatch (the fast path validates too). `None` when the cache cannot answer.
+    fn replay_from_cache<R: DeserializeOwned, E>(
+        &self,
+        key: &str,
+        validation: Option<&str>,
+    ) -> Option<Result<Outcome<R>, IdempotencyError<E>>> {
         let cache = self.cache.lock().ok()?;
-        let hit = cache.0.get(key)?;
-        if hit.expiration <= now().as_secs() {
-            return None;
+        let hit = cache
+            .0
+            .get(key)
+            .filter(|hit| hit.expiration > now().as_secs())?;
+        if validation.is_some() && hit.validation.as_deref() != validation {
+            return Some(Err(IdempotencyError::PayloadMismatch {
+                key: key.to_owned(),
+            }));
         }
         Some(
-            if validation.is_some() && hit.validation.as_deref() != validation {
-                Err(())
-            } else {
-                Ok(hit.data.clone())
-            },
+            serde_json::from_str(&hit.data)
+                .map(Outcome::Replayed)
+                .map_err(IdempotencyError::from),
         )
     }
 
@@ -316,14 +325,8 @@ impl Idempotency {
                 .map(Outcome::Executed)
                 .map_err(IdempotencyError::Work);
         }
-        match self.cached(key, validation) {
-            Some(Ok(data)) => return Ok(Outcome::Replayed(serde_json::from_str(&data)?)),
-            Some(Err(())) => {
-                return Err(IdempotencyError::PayloadMismatch {
-                    key: key.to_owned(),
-                });
-            }
-            None => {}
+        if let Some(replayed) = self.replay_from_cache(key, validation) {
+            return replayed;
         }
         let now = now();
         let mut item = self.record_key(key);
@@ -439,20 +442,10 @@ impl Idempotency {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(R, Vec<TransactWriteItem>), E>>,
     {
-        if !self.config.disabled {
-            match self.cached(key, validation) {
-                Some(Ok(data)) => {
-                    return Ok(TransactionOutcome::Done(Outcome::Replayed(
-                        serde_json::from_str(&data)?,
-                    )));
-                }
-                Some(Err(())) => {
-                    return Err(IdempotencyError::PayloadMismatch {
-                        key: key.to_owned(),
-                    });
-                }
-                None => {}
-            }
+        if !self.config.disabled
+            && let Some(replayed) = self.replay_from_cache(key, validation)
+        {
+            return replayed.map(TransactionOutcome::Done);
         }
         let (result, mut items) = work().await.map_err(IdempotencyError::Work)?;
         let data = serde_json::to_string(&result)?;
