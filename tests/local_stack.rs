@@ -150,6 +150,35 @@ async fn an_order_placed_through_the_gateway_is_processed_and_nothing_outlives_t
         assert_eq!(emf[metric], 1.0);
     }
 
+    // X-Ray: the consumer's record, annotated with the order id, is in the producer's
+    // trace, under a subsegment of process-cart-products.
+    let documents: Vec<Value> = read(&stack.xray_log())
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let record = documents
+        .iter()
+        .find(|d| d["name"] == "## record" && d["annotations"]["correlation_id"] == id.as_str())
+        .expect("a ## record subsegment annotated with the order id");
+    assert_eq!(
+        record["annotations"]["FunctionName"],
+        "update-cart-products"
+    );
+    let producer = documents
+        .iter()
+        .find(|d| d["trace_id"] == record["trace_id"] && d["name"] == "## handler")
+        .expect("the producer's handler in the same trace");
+    assert_eq!(
+        producer["annotations"]["FunctionName"],
+        "process-cart-products"
+    );
+    assert!(
+        documents
+            .iter()
+            .any(|d| d["trace_id"] == record["trace_id"] && d["name"] == "DynamoDB"),
+        "the consumer's table call is traced"
+    );
+
     let pids: Vec<u32> = stack
         .functions()
         .values()

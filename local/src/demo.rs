@@ -73,6 +73,8 @@ pub struct DemoReport {
     pub functions: Vec<FunctionLine>,
     /// EMF metrics found in the logs: (function, metric) → sum.
     pub metrics: BTreeMap<(String, String), f64>,
+    /// What the local X-Ray daemon received.
+    pub xray: crate::xray::Summary,
     /// Time spent placing orders.
     pub placing: Duration,
     /// Whole run.
@@ -144,6 +146,11 @@ impl fmt::Display for DemoReport {
                 writeln!(f, "  {function:<22}{metric:<28}{sum:>10}")?;
             }
         }
+        writeln!(
+            f,
+            "X-Ray                {} subsegments in {} traces; {} traces cross functions",
+            self.xray.documents, self.xray.traces, self.xray.traces_across_functions
+        )?;
         writeln!(f, "logs                 {}", self.logs)?;
         write!(
             f,
@@ -311,6 +318,7 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, Str
                 .insert((function.name().to_owned(), metric), sum);
         }
     }
+    report.xray = crate::xray::summarize(&stack.xray_log());
     report.elapsed = started.elapsed();
     Ok(report)
 }

@@ -13,6 +13,7 @@ pub mod sqs_source;
 pub mod stack;
 pub mod stream_source;
 pub mod template;
+pub mod xray;
 
 /// The current time in RFC 3339 (UTC).
 pub fn now_rfc3339() -> String {

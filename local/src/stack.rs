@@ -190,6 +190,7 @@ impl Stack {
             .as_ref()
             .map(|m| m.endpoint().to_owned())
             .unwrap_or_default();
+        let daemon = crate::xray::start(self.logs.join("xray.log"), shutdown.clone()).await?;
         for function in &self.spec.functions {
             let binary = options.binaries.join(&function.binary);
             if !binary.exists() {
@@ -204,6 +205,7 @@ impl Stack {
                 environment.insert(name.clone(), resolve(value, &self.spec, &self.resources)?);
             }
             environment.insert("AWS_ENDPOINT_URL".to_owned(), endpoint.clone());
+            environment.insert("AWS_XRAY_DAEMON_ADDRESS".to_owned(), daemon.to_string());
             environment.insert("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned());
             environment.insert("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned());
             if let Some(level) = &function.log_level {
@@ -360,6 +362,11 @@ impl Stack {
     /// The event sources' counters.
     pub fn sources(&self) -> &SourceStats {
         &self.sources
+    }
+
+    /// The segment documents the functions sent to the local X-Ray daemon.
+    pub fn xray_log(&self) -> PathBuf {
+        self.logs.join("xray.log")
     }
 
     /// Where the logs are.

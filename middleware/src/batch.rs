@@ -180,7 +180,12 @@ where
             continue;
         }
         let outcome = match message {
-            Ok(message) => handler(message).await.map_err(|e| e.to_string()),
+            Ok(message) => {
+                let span = record_span(&message);
+                tracing::Instrument::instrument(handler(message), span)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             Err(reason) => Err(format!("malformed SQS record: {reason}")),
         };
         if let Err(reason) = outcome {
@@ -214,6 +219,35 @@ pub fn near_deadline() -> bool {
                 .as_millis() as u64;
             now + DEADLINE_MARGIN.as_millis() as u64 >= deadline
         })
+}
+
+/// The span of one SQS record: `## record`, a child of the trace named by the
+/// message's `AWSTraceHeader` (or the [`crate::xray::TRACE_MESSAGE_ATTRIBUTE`] message
+/// attribute), so the consumer's work joins the producer's trace.
+fn record_span(message: &SqsMessage) -> tracing::Span {
+    let function =
+        crate::invocation::with_current(|state| state.function_name.clone()).unwrap_or_default();
+    let span = tracing::info_span!(
+        "## record",
+        otel.kind = "internal",
+        message_id = message.message_id.as_deref().unwrap_or_default(),
+        annotation.FunctionName = %function,
+        annotation.correlation_id = tracing::field::Empty,
+    );
+    let header = message
+        .attributes
+        .get("AWSTraceHeader")
+        .cloned()
+        .or_else(|| {
+            message
+                .message_attributes
+                .get(crate::xray::TRACE_MESSAGE_ATTRIBUTE)
+                .and_then(|attribute| attribute.string_value.clone())
+        });
+    if let Some(header) = header {
+        crate::xray::set_parent_from_header(&span, &header);
+    }
+    span
 }
 
 /// One record of a DynamoDB-stream batch, parsed on its own.
@@ -411,6 +445,7 @@ mod tests {
             )
             .unwrap();
             let settings = crate::invocation::Settings {
+                tracing: None,
                 metrics: None,
                 logging: crate::logging::LogSettings::from_lookup(|_| None),
             };

@@ -100,6 +100,17 @@ pub struct Settings {
     pub metrics: Option<Arc<MetricsConfig>>,
     /// Logging.
     pub logging: LogSettings,
+    /// Tracing, or `None` for no spans.
+    pub tracing: Option<Tracing>,
+}
+
+/// Tracing as the layer applies it.
+#[derive(Debug, Clone)]
+pub struct Tracing {
+    /// The `Service` annotation.
+    pub service: String,
+    /// Keeps the span exporter alive for the life of the process.
+    pub provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 /// The invocation-level layer. See the module docs.
@@ -176,18 +187,37 @@ where
         {
             recorder.cold_start(&state.function_name);
         }
-        if self.settings.logging.log_event {
-            let event: serde_json::Value =
-                serde_json::from_slice(&invocation.body).unwrap_or(serde_json::Value::Null);
-            let inner = CURRENT.sync_scope(Arc::clone(&state), || {
-                tracing::info!(event = %event, "Lambda event");
-                self.inner.call(invocation)
-            });
-            return Box::pin(finish(state, inner));
-        }
+        let span = match &self.settings.tracing {
+            Some(tracing_settings) => {
+                let span = tracing::info_span!(
+                    "## handler",
+                    otel.kind = "internal",
+                    annotation.ColdStart = cold_start,
+                    annotation.Service = %tracing_settings.service,
+                    annotation.FunctionName = %state.function_name,
+                    annotation.correlation_id = tracing::field::Empty,
+                );
+                // The parent must be set before the span is entered.
+                if let Some(header) = &invocation.context.xray_trace_id {
+                    crate::xray::set_parent_from_header(&span, header);
+                }
+                span
+            }
+            None => tracing::Span::none(),
+        };
+        let log_event = self.settings.logging.log_event;
         // Entered for the synchronous part of the call too, so logs there carry context.
-        let inner = CURRENT.sync_scope(Arc::clone(&state), || self.inner.call(invocation));
-        Box::pin(finish(state, inner))
+        let inner = span.in_scope(|| {
+            CURRENT.sync_scope(Arc::clone(&state), || {
+                if log_event {
+                    let event: serde_json::Value =
+                        serde_json::from_slice(&invocation.body).unwrap_or(serde_json::Value::Null);
+                    tracing::info!(event = %event, "Lambda event");
+                }
+                self.inner.call(invocation)
+            })
+        });
+        Box::pin(tracing::Instrument::instrument(finish(state, inner), span))
     }
 }
 
@@ -210,6 +240,9 @@ pub enum InitError {
     /// Metrics are on without a namespace.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MissingNamespace),
+    /// The X-Ray daemon socket could not be opened.
+    #[error("cannot open the X-Ray daemon socket: {0}")]
+    Tracing(#[from] std::io::Error),
 }
 
 /// Reads every setting from the environment, installs the log subscriber and returns
@@ -230,11 +263,29 @@ pub enum InitError {
 /// # Errors
 /// [`InitError`] naming what is wrong.
 pub fn init_from_env() -> Result<PowertoolsLayer, InitError> {
-    let logging = LogSettings::from_env();
-    crate::logging::init(&logging)?;
-    let metrics = MetricsConfig::from_env()?;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let var = |name: &str| std::env::var(name).ok();
+    let logging = LogSettings::from_lookup(var);
+    let metrics = MetricsConfig::from_lookup(var)?;
+    let tracing_config = crate::xray::TracingConfig::from_lookup(var);
+    let (span_layer, tracing) = if tracing_config.disabled {
+        (None, None)
+    } else {
+        let (layer, provider) = crate::xray::layer(&tracing_config)?;
+        let tracing = Tracing {
+            service: tracing_config.service,
+            provider: Some(provider),
+        };
+        (Some(layer), Some(tracing))
+    };
+    tracing_subscriber::registry()
+        .with(crate::logging::layer(&logging))
+        .with(span_layer)
+        .try_init()?;
     Ok(PowertoolsLayer::new(Settings {
         metrics: Some(Arc::new(metrics)),
         logging,
+        tracing,
     }))
 }

@@ -13,6 +13,7 @@
 //! - [`metrics`]: metrics declared once and written in the Embedded Metric Format.
 //! - [`batch`]: per-record processing of SQS and DynamoDB-stream batches.
 //! - [`idempotency`]: run work once per key, records in DynamoDB.
+//! - [`xray`]: X-Ray subsegments through OpenTelemetry, trace headers in and out.
 //! - [`sink`]: where lines go.
 //!
 //! The crate's README has the parity table with Powertools and the write count per
@@ -25,3 +26,4 @@ pub mod invocation;
 pub mod logging;
 pub mod metrics;
 pub mod sink;
+pub mod xray;

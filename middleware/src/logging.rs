@@ -186,6 +186,8 @@ fn draw(request_id: &str) -> f64 {
 /// invocation's log lines; no-op outside an invocation.
 pub fn set_correlation_id(id: impl Into<String>) {
     let id = id.into();
+    // Also the X-Ray annotation of the current span (`## handler` or `## record`).
+    tracing::Span::current().record("annotation.correlation_id", id.as_str());
     invocation::with_current(|state| {
         if let Ok(mut current) = state.log.correlation_id.lock() {
             *current = Some(id);
@@ -197,26 +199,32 @@ pub fn set_correlation_id(id: impl Into<String>) {
 #[derive(Debug)]
 pub struct PowertoolsLogLayer {
     settings: LogSettings,
-    ceiling: LevelFilter,
 }
 
 impl PowertoolsLogLayer {
     /// A layer applying `settings`.
     pub fn new(settings: LogSettings) -> Self {
-        Self {
-            ceiling: settings.ceiling(),
-            settings,
-        }
+        Self { settings }
     }
 }
 
-/// Installs the global subscriber. Call once, at the start of `main`.
+/// The log layer with its level filter. The filter is the layer's own, so a quiet log
+/// level never hides spans from a tracing layer beside it.
+pub fn layer<S>(settings: &LogSettings) -> impl tracing_subscriber::Layer<S> + use<S>
+where
+    S: Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    use tracing_subscriber::Layer as _;
+    PowertoolsLogLayer::new(settings.clone()).with_filter(settings.ceiling())
+}
+
+/// Installs a global subscriber with only the log layer.
 ///
 /// # Errors
 /// Fails if a global subscriber is already installed.
 pub fn init(settings: &LogSettings) -> Result<(), tracing_subscriber::util::TryInitError> {
     tracing_subscriber::registry()
-        .with(PowertoolsLogLayer::new(settings.clone()))
+        .with(layer(settings))
         .try_init()
 }
 
@@ -371,14 +379,6 @@ impl PowertoolsLogLayer {
 }
 
 impl<S: Subscriber> tracing_subscriber::Layer<S> for PowertoolsLogLayer {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
-        self.ceiling >= *metadata.level()
-    }
-
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(self.ceiling)
-    }
-
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
         let level = *event.metadata().level();
         let written = invocation::with_current(|state| {

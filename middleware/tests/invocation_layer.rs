@@ -69,6 +69,7 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
         sink: metric_sink,
     };
     let settings = Settings {
+        tracing: None,
         metrics: Some(Arc::new(metrics_config)),
         logging: log_settings.clone(),
     };
@@ -190,6 +191,7 @@ fn a_sampled_invocation_writes_debug_lines_directly() {
     });
     log_settings.sink = log_sink;
     let settings = Settings {
+        tracing: None,
         metrics: None,
         logging: log_settings.clone(),
     };

@@ -18,7 +18,10 @@ use std::future::Future;
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    SendMessageBatchRequestEntry,
+};
 use middleware::batch::{BatchError, near_deadline, stream_failure, stream_records};
 use middleware::{logging, metrics};
 use serde_json::value::RawValue;
@@ -71,6 +74,8 @@ impl SqsOrderQueue {
 impl OrderQueue for SqsOrderQueue {
     async fn send_batch(&self, messages: &[OrderMessage]) -> Result<Vec<SendFailure>, String> {
         let mut entries = Vec::with_capacity(messages.len());
+        // The trace this invocation belongs to, so the consumer's work joins it.
+        let trace_header = middleware::xray::current_header();
         for (index, message) in messages.iter().enumerate() {
             let body = message.to_json().map_err(|e| e.to_string())?;
             let order_id = MessageAttributeValue::builder()
@@ -78,12 +83,29 @@ impl OrderQueue for SqsOrderQueue {
                 .string_value(message.order_id.to_string())
                 .build()
                 .map_err(|e| e.to_string())?;
-            let entry = SendMessageBatchRequestEntry::builder()
+            let mut entry = SendMessageBatchRequestEntry::builder()
                 .id(index.to_string())
                 .message_body(body)
-                .message_attributes(ORDER_ID_ATTRIBUTE, order_id)
-                .build()
-                .map_err(|e| e.to_string())?;
+                .message_attributes(ORDER_ID_ATTRIBUTE, order_id);
+            if let Some(header) = &trace_header {
+                let system = MessageSystemAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(header)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let custom = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(header)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                entry = entry
+                    .message_system_attributes(
+                        MessageSystemAttributeNameForSends::AwsTraceHeader,
+                        system,
+                    )
+                    .message_attributes(middleware::xray::TRACE_MESSAGE_ATTRIBUTE, custom);
+            }
+            let entry = entry.build().map_err(|e| e.to_string())?;
             entries.push(entry);
         }
         let output = self

@@ -1,0 +1,146 @@
+//! AWS X-Ray tracing through OpenTelemetry.
+//!
+//! Spans from ordinary `tracing` macros become X-Ray subsegments:
+//! - the invocation layer opens `## handler` for each invocation, with its parent taken
+//!   from `Context.xray_trace_id` **before** the span is entered (an X-Ray span without
+//!   a parent is dropped, and a `tracing-opentelemetry` parent cannot be set later), as
+//!   an internal (non-server) span, annotated `ColdStart`, `Service` and `FunctionName`;
+//! - [`crate::batch::process_sqs`] opens `## record` per message, with its parent taken
+//!   from the message's `AWSTraceHeader`, so the consumer's work joins the producer's
+//!   trace; [`crate::logging::set_correlation_id`] annotates it (`correlation_id`);
+//! - every AWS SDK call is a subsegment (the SDK's `<Service>.<Operation>` span, which
+//!   carries `rpc.system = aws-api`) under the current one.
+//!
+//! Spans are exported one by one as they end (a UDP datagram each, to
+//! `AWS_XRAY_DAEMON_ADDRESS`), so nothing waits in a batch when Lambda freezes the
+//! process and nothing is left to flush. `POWERTOOLS_TRACE_DISABLED=true` installs no
+//! tracing layer at all: no span is exported and no OpenTelemetry code runs.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_aws::trace::{XrayIdGenerator, XrayPropagator};
+use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
+use opentelemetry_aws::xray_exporter::{SegmentTranslator, XrayExporter};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Subscriber;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::Layer;
+use tracing_subscriber::registry::LookupSpan;
+
+/// The header (and SQS system attribute) that carries X-Ray trace context.
+pub const TRACE_HEADER: &str = "x-amzn-trace-id";
+/// The message attribute that also carries it: moto keeps `AWSTraceHeader` for
+/// `SendMessage` but drops it from `SendMessageBatch`, and a custom attribute survives
+/// both, on AWS too.
+pub const TRACE_MESSAGE_ATTRIBUTE: &str = "trace_header";
+
+/// Tracing settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracingConfig {
+    /// `POWERTOOLS_TRACE_DISABLED=true`.
+    pub disabled: bool,
+    /// `AWS_XRAY_DAEMON_ADDRESS` (Lambda sets it), default `127.0.0.1:2000`.
+    pub daemon: SocketAddr,
+    /// The `Service` annotation (`POWERTOOLS_SERVICE_NAME`).
+    pub service: String,
+}
+
+impl TracingConfig {
+    /// Reads the settings through `var`.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
+        let daemon = var("AWS_XRAY_DAEMON_ADDRESS")
+            .and_then(|address| {
+                address
+                    .split_whitespace()
+                    .next()
+                    .and_then(|a| a.trim_start_matches("udp:").parse().ok())
+            })
+            .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 2000)));
+        Self {
+            disabled: var("POWERTOOLS_TRACE_DISABLED")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            daemon,
+            service: var("POWERTOOLS_SERVICE_NAME")
+                .unwrap_or_else(|| "service_undefined".to_owned()),
+        }
+    }
+}
+
+/// The span layer exporting to the X-Ray daemon, and its provider (keep it alive for
+/// the life of the process).
+///
+/// # Errors
+/// If the UDP socket for the daemon cannot be opened.
+pub fn layer<S>(
+    config: &TracingConfig,
+) -> std::io::Result<(impl Layer<S> + use<S>, SdkTracerProvider)>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+{
+    let client = XrayDaemonClient::new(config.daemon)?;
+    let exporter = XrayExporter::new(client).with_translator(SegmentTranslator::new());
+    let provider = SdkTracerProvider::builder()
+        .with_id_generator(XrayIdGenerator::default())
+        .with_simple_exporter(exporter)
+        .build();
+    let tracer = provider.tracer("middleware");
+    // Spans only: INFO and up, plus each AWS SDK operation's span (`SQS.SendMessageBatch`,
+    // recognisable by its `rpc.system` field). Log events stay in the logs, and the
+    // SDK's internal spans (serialization, attempts...) stay out of the trace.
+    let filter = tracing_subscriber::filter::filter_fn(|meta| {
+        meta.is_span()
+            && (*meta.level() <= tracing::Level::INFO
+                || meta.fields().field("rpc.system").is_some())
+    });
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(filter);
+    Ok((layer, provider))
+}
+
+/// The OpenTelemetry context an X-Ray trace header (`Root=...;Parent=...;Sampled=1`)
+/// stands for.
+pub fn context_from_header(header: &str) -> opentelemetry::Context {
+    let carrier = HashMap::from([(TRACE_HEADER.to_owned(), header.to_owned())]);
+    XrayPropagator::default().extract(&carrier)
+}
+
+/// Makes `span` a child of the trace `header` names. Call before entering the span.
+pub fn set_parent_from_header(span: &tracing::Span, header: &str) {
+    let _ = span.set_parent(context_from_header(header));
+}
+
+/// The X-Ray trace header of the current span, to pass downstream (e.g. as the SQS
+/// `AWSTraceHeader`); `None` when there is no trace.
+pub fn current_header() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let mut carrier = HashMap::new();
+    XrayPropagator::default().inject_context(&context, &mut carrier);
+    carrier.remove(TRACE_HEADER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_follow_lambda_and_powertools() {
+        let c = TracingConfig::from_lookup(|_| None);
+        assert_eq!(
+            (c.disabled, c.daemon.to_string().as_str()),
+            (false, "127.0.0.1:2000")
+        );
+        let c = TracingConfig::from_lookup(|name| match name {
+            "AWS_XRAY_DAEMON_ADDRESS" => Some("169.254.79.129:2000".into()),
+            "POWERTOOLS_TRACE_DISABLED" => Some("true".into()),
+            _ => None,
+        });
+        assert_eq!(
+            (c.disabled, c.daemon.to_string().as_str()),
+            (true, "169.254.79.129:2000")
+        );
+    }
+}

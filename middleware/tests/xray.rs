@@ -1,0 +1,175 @@
+//! X-Ray output, received as UDP datagrams on a local socket standing in for the daemon.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_runtime::{Context, LambdaInvocation};
+use middleware::invocation::{PowertoolsLayer, Settings, Tracing};
+use middleware::logging::{self, LogSettings};
+use middleware::metrics::Sink;
+use middleware::xray::{self, TracingConfig};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tower::{Layer, ServiceExt, service_fn};
+use tracing_subscriber::layer::SubscriberExt;
+
+const LAMBDA_PARENT: &str = "53995c3f42cd8ad8";
+const PRODUCER_PARENT: &str = "1111222233334444";
+
+/// An X-Ray trace id of now: X-Ray refuses trace ids whose time is far in the past.
+fn trace_id(suffix: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!("1-{now:08x}-{suffix}")
+}
+
+fn invocation(lambda_trace: &str) -> LambdaInvocation {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        "4102444800000".parse().unwrap(),
+    );
+    headers.insert(
+        "lambda-runtime-trace-id",
+        format!("Root={lambda_trace};Parent={LAMBDA_PARENT};Sampled=1")
+            .parse()
+            .unwrap(),
+    );
+    let config = lambda_runtime::Config {
+        function_name: "consumer".into(),
+        memory: 256,
+        ..Default::default()
+    };
+    let context = Context::new("req-1", Arc::new(config), &headers).unwrap();
+    let (parts, ()) = http::Response::new(()).into_parts();
+    LambdaInvocation {
+        parts,
+        body: bytes::Bytes::new(),
+        context,
+    }
+}
+
+#[test]
+fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
+    let lambda_trace = trace_id("1c2b3d4e5f60718293a4b5c6");
+    let producer_trace = trace_id("aaaaaaaaaaaaaaaaaaaaaaaa");
+    let daemon = UdpSocket::bind("127.0.0.1:0").unwrap();
+    daemon
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let config = TracingConfig {
+        disabled: false,
+        daemon: daemon.local_addr().unwrap(),
+        service: "orders".into(),
+    };
+    let (span_layer, provider) = xray::layer(&config).unwrap();
+    let mut log_settings = LogSettings::from_lookup(|_| None);
+    log_settings.sink = Sink::buffer().0;
+    let subscriber = tracing_subscriber::registry()
+        .with(logging::layer(&log_settings))
+        .with(span_layer);
+    let tracing = Tracing {
+        service: "orders".into(),
+        provider: None,
+    };
+    let settings = Settings {
+        metrics: None,
+        logging: log_settings,
+        tracing: Some(tracing),
+    };
+
+    let header = format!("Root={producer_trace};Parent={PRODUCER_PARENT};Sampled=1");
+    let handler = service_fn(move |_: LambdaInvocation| {
+        let header = header.clone();
+        async move {
+            let event = RawValue::from_string(format!(
+            r#"{{"Records":[{{"messageId":"m1","body":"x","attributes":{{"AWSTraceHeader":"{header}"}}}}]}}"#
+        ))
+        .unwrap();
+            middleware::batch::process_sqs(&event, |_| async {
+                logging::set_correlation_id("order-9");
+                tracing::info_span!("store call").in_scope(|| {
+                    // The shape of an AWS SDK operation span: DEBUG, with `rpc.system`.
+                    tracing::debug_span!("DynamoDB.TransactWriteItems", "rpc.system" = "aws-api")
+                        .in_scope(|| {});
+                    tracing::debug_span!("serialization").in_scope(|| {});
+                });
+                Ok::<(), String>(())
+            })
+            .await
+            .unwrap();
+            Ok::<(), lambda_runtime::Error>(())
+        }
+    });
+    tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(
+                PowertoolsLayer::new(settings)
+                    .layer(handler)
+                    .oneshot(invocation(&lambda_trace)),
+            )
+            .unwrap();
+    });
+    drop(provider);
+
+    let mut documents = Vec::new();
+    let mut buffer = [0u8; 65_536];
+    while let Ok(size) = daemon.recv(&mut buffer) {
+        let datagram = std::str::from_utf8(&buffer[..size]).unwrap();
+        let (header, body) = datagram
+            .split_once('\n')
+            .expect("a header line, then the document");
+        assert_eq!(
+            serde_json::from_str::<Value>(header).unwrap(),
+            serde_json::json!({"format": "json", "version": 1})
+        );
+        documents.push(serde_json::from_str::<Value>(body).unwrap());
+    }
+    let named = |name: &str| {
+        documents
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {documents:#?}"))
+    };
+
+    let handler = named("## handler");
+    assert_eq!(handler["type"], "subsegment");
+    assert_eq!(handler["trace_id"], lambda_trace.as_str());
+    assert_eq!(
+        handler["parent_id"], LAMBDA_PARENT,
+        "a child of Lambda's own segment"
+    );
+    assert_eq!(handler["annotations"]["ColdStart"], true);
+    assert_eq!(handler["annotations"]["Service"], "orders");
+    assert_eq!(handler["annotations"]["FunctionName"], "consumer");
+
+    let record = named("## record");
+    assert_eq!(
+        record["trace_id"],
+        producer_trace.as_str(),
+        "the consumer's record joins the producer's trace"
+    );
+    assert_eq!(record["parent_id"], PRODUCER_PARENT);
+    assert_eq!(record["annotations"]["correlation_id"], "order-9");
+
+    let call = named("store call");
+    assert_eq!(call["trace_id"], producer_trace.as_str());
+    assert_eq!(call["parent_id"], record["id"], "nested under the record");
+    assert!(call["end_time"].as_f64().unwrap() >= call["start_time"].as_f64().unwrap());
+    let sdk = named("DynamoDB.TransactWriteItems");
+    assert_eq!(
+        sdk["parent_id"], call["id"],
+        "an SDK call is a subsegment of the span that made it"
+    );
+    assert!(
+        documents.iter().all(|d| d["name"] != "serialization"),
+        "the SDK's internal spans stay out"
+    );
+}
