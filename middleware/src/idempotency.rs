@@ -127,6 +127,29 @@ pub enum Outcome<R> {
     },
 }
 
+impl<R> Outcome<R> {
+    /// The outcome as a batch record's result: executed or replayed is done (`Ok`); in
+    /// flight is an error, so the batch reports the record and it is retried once the
+    /// holder has finished.
+    ///
+    /// # Errors
+    /// [`InFlight`] when another invocation holds the key.
+    pub fn settle(self) -> Result<R, InFlight> {
+        match self {
+            Self::Executed(result) | Self::Replayed(result) => Ok(result),
+            Self::InFlight { lease_expires_ms } => Err(InFlight { lease_expires_ms }),
+        }
+    }
+}
+
+/// Another invocation holds the key; retry the record later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("another invocation holds this key until {lease_expires_ms} (epoch ms); retry later")]
+pub struct InFlight {
+    /// End of the holder's lease.
+    pub lease_expires_ms: u64,
+}
+
 /// Why a key could not be run.
 #[derive(Debug, thiserror::Error)]
 pub enum IdempotencyError<E> {
@@ -538,6 +561,21 @@ pub enum TransactionOutcome<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcomes_settle_as_batch_results() {
+        assert_eq!(Outcome::Executed(1).settle(), Ok(1));
+        assert_eq!(Outcome::Replayed(2).settle(), Ok(2));
+        assert_eq!(
+            Outcome::<u8>::InFlight {
+                lease_expires_ms: 9
+            }
+            .settle(),
+            Err(InFlight {
+                lease_expires_ms: 9
+            })
+        );
+    }
 
     #[test]
     fn payload_hashes_are_sha256_hex() {

@@ -15,6 +15,18 @@
 //! `AWS_XRAY_DAEMON_ADDRESS`), so nothing waits in a batch when Lambda freezes the
 //! process and nothing is left to flush. `POWERTOOLS_TRACE_DISABLED=true` installs no
 //! tracing layer at all: no span is exported and no OpenTelemetry code runs.
+//!
+//! # Example
+//! ```
+//! use middleware::xray;
+//!
+//! // A consumer continues the trace a producer named in a message attribute.
+//! let span = tracing::info_span!("## record");
+//! xray::set_parent_from_header(&span, "Root=1-6748d7a0-1c2b3d4e5f60718293a4b5c6;Parent=53995c3f42cd8ad8;Sampled=1");
+//! let _entered = span.enter();
+//! // Outside a traced invocation there is no header to pass on.
+//! assert_eq!(xray::current_header(), None);
+//! ```
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -184,6 +184,42 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
 }
 
 #[test]
+fn log_event_writes_the_event_first() {
+    let (log_sink, log_out) = Sink::buffer();
+    let mut log_settings = LogSettings::from_lookup(|name| {
+        (name == "POWERTOOLS_LOGGER_LOG_EVENT").then(|| "true".to_owned())
+    });
+    log_settings.sink = log_sink;
+    let settings = Settings {
+        metrics: None,
+        logging: log_settings.clone(),
+        tracing: None,
+    };
+    let subscriber = tracing_subscriber::registry().with(PowertoolsLogLayer::new(log_settings));
+    let inner = service_fn(|_: LambdaInvocation| async {
+        tracing::info!("handled");
+        Ok::<(), lambda_runtime::Error>(())
+    });
+    tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            PowertoolsLayer::new(settings)
+                .layer(inner)
+                .oneshot(invocation("req-event"))
+                .await
+                .unwrap();
+        });
+    });
+    let logs = lines(&log_out);
+    assert_eq!(logs[0]["message"], "Lambda event");
+    assert_eq!(logs[0]["event"], r#"{"Records":[]}"#);
+    assert_eq!(logs[0]["function_request_id"], "req-event");
+    assert_eq!(logs[1]["message"], "handled");
+}
+
+#[test]
 fn a_sampled_invocation_writes_debug_lines_directly() {
     let (log_sink, log_out) = Sink::buffer();
     let mut log_settings = LogSettings::from_lookup(|name| {

@@ -14,7 +14,7 @@
 use aws_lambda_events::sqs::SqsBatchResponse;
 use middleware::batch::{BatchError, process_sqs};
 use middleware::idempotency::{
-    Idempotency, IdempotencyError, Outcome, TransactionOutcome, payload_hash,
+    Idempotency, IdempotencyError, InFlight, Outcome, TransactionOutcome, payload_hash,
 };
 use middleware::{logging, metrics};
 use serde_json::value::RawValue;
@@ -36,8 +36,8 @@ pub enum CompleteMessageError {
     #[error(transparent)]
     Complete(#[from] CompleteError),
     /// Another invocation is completing this order; retry later.
-    #[error("order is being completed by another invocation")]
-    InFlight,
+    #[error(transparent)]
+    InFlight(#[from] InFlight),
     /// The idempotency record refused or failed.
     #[error("idempotency: {0}")]
     Idempotency(String),
@@ -83,8 +83,8 @@ impl Completer {
         let completion = match outcome {
             Ok(TransactionOutcome::Done(Outcome::Executed(_))) => Completion::Completed,
             Ok(TransactionOutcome::Done(Outcome::Replayed(_))) => Completion::AlreadyCompleted,
-            Ok(TransactionOutcome::Done(Outcome::InFlight { .. })) => {
-                return Err(CompleteMessageError::InFlight);
+            Ok(TransactionOutcome::Done(Outcome::InFlight { lease_expires_ms })) => {
+                return Err(InFlight { lease_expires_ms }.into());
             }
             Ok(TransactionOutcome::Cancelled(_)) => self.store.completion_conflict(&id).await?,
             Err(IdempotencyError::Work(e)) => return Err(e.into()),
