@@ -181,7 +181,7 @@ where
         }
         let outcome = match message {
             Ok(message) => {
-                let span = record_span(&message);
+                let span = sqs_record_span(&message);
                 tracing::Instrument::instrument(handler(message), span)
                     .await
                     .map_err(|e| e.to_string())
@@ -221,19 +221,25 @@ pub fn near_deadline() -> bool {
         })
 }
 
-/// The span of one SQS record: `## record`, a child of the trace named by the
-/// message's `AWSTraceHeader` (or the [`crate::xray::TRACE_MESSAGE_ATTRIBUTE`] message
-/// attribute), so the consumer's work joins the producer's trace.
-fn record_span(message: &SqsMessage) -> tracing::Span {
+/// The span of one record: `## record`, annotated with the function's name and, once
+/// [`crate::logging::set_correlation_id`] is called inside it, the record's key.
+pub fn record_span(record_id: &str) -> tracing::Span {
     let function =
         crate::invocation::with_current(|state| state.function_name.clone()).unwrap_or_default();
-    let span = tracing::info_span!(
+    tracing::info_span!(
         "## record",
         otel.kind = "internal",
-        message_id = message.message_id.as_deref().unwrap_or_default(),
+        record_id,
         annotation.FunctionName = %function,
         annotation.correlation_id = tracing::field::Empty,
-    );
+    )
+}
+
+/// The span of one SQS record, a child of the trace named by the message's
+/// `AWSTraceHeader` (or the [`crate::xray::TRACE_MESSAGE_ATTRIBUTE`] message attribute),
+/// so the consumer's work joins the producer's trace.
+fn sqs_record_span(message: &SqsMessage) -> tracing::Span {
+    let span = record_span(message.message_id.as_deref().unwrap_or_default());
     let header = message
         .attributes
         .get("AWSTraceHeader")

@@ -22,7 +22,7 @@ use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
     SendMessageBatchRequestEntry,
 };
-use middleware::batch::{BatchError, near_deadline, stream_failure, stream_records};
+use middleware::batch::{BatchError, near_deadline, record_span, stream_failure, stream_records};
 use middleware::{logging, metrics};
 use serde_json::value::RawValue;
 
@@ -175,10 +175,15 @@ pub async fn forward_orders<Q: OrderQueue>(
     let mut outgoing: Vec<(String, OrderMessage)> = Vec::new();
     let mut stopped_at = None;
     for record in stream_records(event)? {
+        let span = record_span(&record.sequence_number);
+        let _entered = span.enter();
         let disposition = match &record.record {
             Ok(typed) => disposition(typed),
             Err(e) => Disposition::Malformed(format!("stream record does not parse: {e}")),
         };
+        if let Disposition::Forward(message) = &disposition {
+            logging::set_correlation_id(message.order_id.to_string());
+        }
         match disposition {
             Disposition::Skip => {}
             Disposition::Forward(message) => outgoing.push((record.sequence_number, *message)),
