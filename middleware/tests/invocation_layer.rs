@@ -2,57 +2,22 @@
 //! `LambdaInvocation`s. One test per process-wide concern: cold start is per process.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
+mod support;
 
-use lambda_runtime::{Context, LambdaInvocation};
+use std::sync::Arc;
+
+use lambda_runtime::LambdaInvocation;
 use middleware::invocation::{PowertoolsLayer, Settings};
 use middleware::logging::{self, LogSettings, PowertoolsLogLayer};
 use middleware::metrics::{self, Metric, MetricsConfig, Sink, Unit};
 use serde_json::Value;
+use support::{invocation, lines, log_lines_of_one_invocation};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tracing_subscriber::layer::SubscriberExt;
 
+const TRACE: &str = "Root=1-6748d7a0-1c2b3d4e5f60718293a4b5c6;Parent=53995c3f42cd8ad8;Sampled=1";
+
 static HANDLED: Metric = Metric::new("Handled", Unit::Count);
-
-fn invocation(request_id: &str) -> LambdaInvocation {
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "lambda-runtime-deadline-ms",
-        "4102444800000".parse().unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:eu-west-1:1:function:orders"
-            .parse()
-            .unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-trace-id",
-        "Root=1-6748d7a0-1c2b3d4e5f60718293a4b5c6;Parent=53995c3f42cd8ad8;Sampled=1"
-            .parse()
-            .unwrap(),
-    );
-    let config = lambda_runtime::Config {
-        function_name: "orders".into(),
-        memory: 256,
-        ..Default::default()
-    };
-    let context = Context::new(request_id, Arc::new(config), &headers).unwrap();
-    let (parts, ()) = http::Response::new(()).into_parts();
-    LambdaInvocation {
-        parts,
-        body: bytes::Bytes::from_static(b"{\"Records\":[]}"),
-        context,
-    }
-}
-
-fn lines(buffer: &Arc<Mutex<Vec<u8>>>) -> Vec<Value> {
-    String::from_utf8(buffer.lock().unwrap().clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
 
 #[test]
 fn invocations_get_their_own_context_metrics_and_debug_buffer() {
@@ -100,10 +65,10 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
         runtime.block_on(async {
             let mut first = layer.layer(inner);
             first.ready().await.unwrap();
-            let a = first.call(invocation("req-a"));
+            let a = first.call(invocation("req-a", Some(TRACE)));
             let mut second = layer.layer(inner);
             second.ready().await.unwrap();
-            let b = second.call(invocation("req-fails"));
+            let b = second.call(invocation("req-fails", Some(TRACE)));
             let (a, b) = tokio::join!(a, b);
             assert!(a.is_ok());
             assert!(b.is_err());
@@ -185,70 +150,24 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
 
 #[test]
 fn log_event_writes_the_event_first() {
-    let (log_sink, log_out) = Sink::buffer();
-    let mut log_settings = LogSettings::from_lookup(|name| {
-        (name == "POWERTOOLS_LOGGER_LOG_EVENT").then(|| "true".to_owned())
-    });
-    log_settings.sink = log_sink;
-    let settings = Settings {
-        metrics: None,
-        logging: log_settings.clone(),
-        tracing: None,
-    };
-    let subscriber = tracing_subscriber::registry().with(PowertoolsLogLayer::new(log_settings));
     let inner = service_fn(|_: LambdaInvocation| async {
         tracing::info!("handled");
         Ok::<(), lambda_runtime::Error>(())
     });
-    tracing::subscriber::with_default(subscriber, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            PowertoolsLayer::new(settings)
-                .layer(inner)
-                .oneshot(invocation("req-event"))
-                .await
-                .unwrap();
-        });
-    });
-    let logs = lines(&log_out);
+    let logs = log_lines_of_one_invocation(&[("POWERTOOLS_LOGGER_LOG_EVENT", "true")], inner);
     assert_eq!(logs[0]["message"], "Lambda event");
     assert_eq!(logs[0]["event"], r#"{"Records":[]}"#);
-    assert_eq!(logs[0]["function_request_id"], "req-event");
+    assert_eq!(logs[0]["function_request_id"], "req-one");
     assert_eq!(logs[1]["message"], "handled");
 }
 
 #[test]
 fn a_sampled_invocation_writes_debug_lines_directly() {
-    let (log_sink, log_out) = Sink::buffer();
-    let mut log_settings = LogSettings::from_lookup(|name| {
-        (name == "POWERTOOLS_LOGGER_SAMPLE_RATE").then(|| "1".to_owned())
-    });
-    log_settings.sink = log_sink;
-    let settings = Settings {
-        tracing: None,
-        metrics: None,
-        logging: log_settings.clone(),
-    };
-    let subscriber = tracing_subscriber::registry().with(PowertoolsLogLayer::new(log_settings));
     let inner = service_fn(|_: LambdaInvocation| async {
         tracing::debug!("details");
         Ok::<(), lambda_runtime::Error>(())
     });
-    tracing::subscriber::with_default(subscriber, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            PowertoolsLayer::new(settings)
-                .layer(inner)
-                .oneshot(invocation("req-sampled"))
-                .await
-                .unwrap();
-        });
-    });
-    let logs = lines(&log_out);
+    let logs = log_lines_of_one_invocation(&[("POWERTOOLS_LOGGER_SAMPLE_RATE", "1")], inner);
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0]["level"], "DEBUG");
     assert_eq!(logs[0]["sampling_rate"], 1.0);

@@ -1,17 +1,19 @@
 //! X-Ray output, received as UDP datagrams on a local socket standing in for the daemon.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::net::UdpSocket;
-use std::sync::Arc;
 use std::time::Duration;
 
-use lambda_runtime::{Context, LambdaInvocation};
+use lambda_runtime::LambdaInvocation;
 use middleware::invocation::{PowertoolsLayer, Settings, Tracing};
 use middleware::logging::{self, LogSettings};
 use middleware::metrics::Sink;
 use middleware::xray::{self, TracingConfig};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use support::invocation;
 use tower::{Layer, ServiceExt, service_fn};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -25,32 +27,6 @@ fn trace_id(suffix: &str) -> String {
         .unwrap()
         .as_secs();
     format!("1-{now:08x}-{suffix}")
-}
-
-fn invocation(lambda_trace: &str) -> LambdaInvocation {
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "lambda-runtime-deadline-ms",
-        "4102444800000".parse().unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-trace-id",
-        format!("Root={lambda_trace};Parent={LAMBDA_PARENT};Sampled=1")
-            .parse()
-            .unwrap(),
-    );
-    let config = lambda_runtime::Config {
-        function_name: "consumer".into(),
-        memory: 256,
-        ..Default::default()
-    };
-    let context = Context::new("req-1", Arc::new(config), &headers).unwrap();
-    let (parts, ()) = http::Response::new(()).into_parts();
-    LambdaInvocation {
-        parts,
-        body: bytes::Bytes::new(),
-        context,
-    }
 }
 
 #[test]
@@ -113,7 +89,12 @@ fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
             .block_on(
                 PowertoolsLayer::new(settings)
                     .layer(handler)
-                    .oneshot(invocation(&lambda_trace)),
+                    .oneshot(invocation(
+                        "req-1",
+                        Some(&format!(
+                            "Root={lambda_trace};Parent={LAMBDA_PARENT};Sampled=1"
+                        )),
+                    )),
             )
             .unwrap();
     });
@@ -148,7 +129,7 @@ fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
     );
     assert_eq!(handler["annotations"]["ColdStart"], true);
     assert_eq!(handler["annotations"]["Service"], "orders");
-    assert_eq!(handler["annotations"]["FunctionName"], "consumer");
+    assert_eq!(handler["annotations"]["FunctionName"], "orders");
 
     let record = named("## record");
     assert_eq!(

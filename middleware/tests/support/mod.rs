@@ -1,0 +1,86 @@
+//! Shared helpers of the middleware's integration tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+
+use lambda_runtime::{Context, LambdaInvocation};
+use middleware::invocation::{PowertoolsLayer, Settings};
+use middleware::logging::{LogSettings, PowertoolsLogLayer};
+use middleware::metrics::Sink;
+use serde_json::Value;
+use tower::{Layer, Service, ServiceExt};
+use tracing_subscriber::layer::SubscriberExt;
+
+/// A real `LambdaInvocation` for function `orders`, optionally traced.
+pub fn invocation(request_id: &str, trace_header: Option<&str>) -> LambdaInvocation {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        "4102444800000".parse().unwrap(),
+    );
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:eu-west-1:1:function:orders"
+            .parse()
+            .unwrap(),
+    );
+    if let Some(header) = trace_header {
+        headers.insert("lambda-runtime-trace-id", header.parse().unwrap());
+    }
+    let config = lambda_runtime::Config {
+        function_name: "orders".into(),
+        memory: 256,
+        ..Default::default()
+    };
+    let context = Context::new(request_id, Arc::new(config), &headers).unwrap();
+    let (parts, ()) = http::Response::new(()).into_parts();
+    LambdaInvocation {
+        parts,
+        body: bytes::Bytes::from_static(b"{\"Records\":[]}"),
+        context,
+    }
+}
+
+/// The JSON lines written to a buffer sink.
+pub fn lines(buffer: &Arc<Mutex<Vec<u8>>>) -> Vec<Value> {
+    String::from_utf8(buffer.lock().unwrap().clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Runs one invocation of `inner` through the invocation layer with log settings read
+/// from `vars`, and returns the log lines it wrote.
+pub fn log_lines_of_one_invocation<S>(vars: &[(&str, &str)], inner: S) -> Vec<Value>
+where
+    S: Service<LambdaInvocation, Response = (), Error = lambda_runtime::Error> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let (sink, out) = Sink::buffer();
+    let mut logging = LogSettings::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    });
+    logging.sink = sink;
+    let settings = Settings {
+        metrics: None,
+        logging: logging.clone(),
+        tracing: None,
+    };
+    let subscriber = tracing_subscriber::registry().with(PowertoolsLogLayer::new(logging));
+    tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(
+                PowertoolsLayer::new(settings)
+                    .layer(inner)
+                    .oneshot(invocation("req-one", None)),
+            )
+            .unwrap();
+    });
+    lines(&out)
+}
