@@ -156,13 +156,21 @@ async fn an_order_placed_through_the_gateway_is_processed_and_nothing_outlives_t
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let record = documents
-        .iter()
-        .find(|d| d["name"] == "## record" && d["annotations"]["correlation_id"] == id.as_str())
-        .expect("a ## record subsegment annotated with the order id");
+    let record_of = |function: &str| {
+        documents
+            .iter()
+            .find(|d| {
+                d["name"] == "## record"
+                    && d["annotations"]["correlation_id"] == id.as_str()
+                    && d["annotations"]["FunctionName"] == function
+            })
+            .unwrap_or_else(|| panic!("no ## record of {function} annotated with the order id"))
+    };
+    let record = record_of("update-cart-products");
     assert_eq!(
-        record["annotations"]["FunctionName"],
-        "update-cart-products"
+        record_of("process-cart-products")["trace_id"],
+        record["trace_id"],
+        "producer and consumer records of the order are in one trace"
     );
     let producer = documents
         .iter()
