@@ -12,6 +12,7 @@
 //! - [`metrics`]: the metrics the service writes, declared once.
 //! - [`api`]: the HTTP API (`orders-api`).
 //! - [`pipeline`]: the stream and queue functions.
+//! - [`ops`]: operator tasks behind `ordersctl` (DLQ, redrive, order journey).
 //! - [`config`] and [`aws`]: what a binary needs at start-up.
 //!
 //! Logging, batch processing and (later) tracing, metrics and idempotency come from the
@@ -25,5 +26,6 @@ pub mod domain;
 pub mod keys;
 pub mod message;
 pub mod metrics;
+pub mod ops;
 pub mod pipeline;
 pub mod store;

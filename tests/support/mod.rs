@@ -49,6 +49,11 @@ fn moto() -> &'static Moto {
     })
 }
 
+/// The emulator's endpoint, for tools run as separate processes.
+pub fn endpoint() -> &'static str {
+    moto().endpoint()
+}
+
 /// Everything one test needs, with names unique to the test so tests share the
 /// emulator without seeing each other's data.
 pub struct TestEnv {
@@ -59,6 +64,7 @@ pub struct TestEnv {
     pub queue_url: String,
     pub queue_arn: String,
     pub dlq_url: String,
+    pub table: String,
     pub store: Store,
     pub completer: Completer,
     pub api: OrdersApi,
@@ -91,6 +97,7 @@ impl TestEnv {
             queue_url: queue.url,
             queue_arn: queue.arn,
             dlq_url: dlq.url,
+            table: created.table_name.clone(),
             sqs,
             sdk,
         }

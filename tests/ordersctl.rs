@@ -1,0 +1,213 @@
+//! The operator commands against moto with the real SDK: the fixes the runbooks name.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use ecommerce_api::api::{ApiRequest, Method};
+use ecommerce_api::domain::OrderId;
+use ecommerce_api::ops::{self, Cleared};
+use ecommerce_api::pipeline::forward::forward_orders;
+use serde_json::json;
+use support::{TestEnv, stream_event};
+
+/// Places an order and forwards it, then moves its message to the DLQ, as if the
+/// consumer had failed it `maxReceiveCount` times (say, while the table was throttled).
+async fn dead_lettered_order(env: &TestEnv, user: &str) -> String {
+    assert_eq!(
+        env.api
+            .handle(ApiRequest::new(Method::Post, "/loadProducts"))
+            .await
+            .status,
+        200
+    );
+    let add = ApiRequest::new(Method::Post, format!("/cart/{user}"))
+        .json(r#"{"product_id":"webcam-1080","quantity":2}"#);
+    assert_eq!(env.api.handle(add).await.status, 201);
+    let placed = env
+        .api
+        .handle(
+            ApiRequest::new(Method::Post, "/order").json(json!({ "user_id": user }).to_string()),
+        )
+        .await;
+    let id = placed.json_body()["order_id"].as_str().unwrap().to_owned();
+    let records = env.stream_reader().next_records().await;
+    forward_orders(&env.queue, &stream_event(&records))
+        .await
+        .unwrap();
+    let message = env.receive(&env.queue_url, None).await.pop().unwrap();
+    let mut send = env
+        .sqs
+        .send_message()
+        .queue_url(&env.dlq_url)
+        .message_body(message.body.clone().unwrap());
+    for (name, value) in message.message_attributes.clone().unwrap_or_default() {
+        send = send.message_attributes(name, value);
+    }
+    send.send().await.unwrap();
+    env.sqs
+        .delete_message()
+        .queue_url(&env.queue_url)
+        .receipt_handle(message.receipt_handle.unwrap())
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_redriven_order_completes_and_unselected_messages_stay() {
+    let env = TestEnv::new().await;
+    let id = dead_lettered_order(&env, "ops-ann").await;
+    env.sqs
+        .send_message()
+        .queue_url(&env.dlq_url)
+        .message_body("{not json")
+        .send()
+        .await
+        .unwrap();
+
+    let letters = ops::list_dead_letters(&env.sqs, &env.dlq_url, 10)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 2);
+    let order = letters
+        .iter()
+        .find(|l| l.order_id.as_deref() == Some(id.as_str()))
+        .expect("the order's message");
+    assert_eq!(order.decoded.as_ref().unwrap().order_id.to_string(), id);
+    let poison = letters.iter().find(|l| l.order_id.is_none()).unwrap();
+    assert!(
+        poison
+            .decoded
+            .as_ref()
+            .unwrap_err()
+            .contains("malformed order message")
+    );
+    // Listing does not consume.
+    assert_eq!(
+        ops::list_dead_letters(&env.sqs, &env.dlq_url, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let moved = ops::redrive(
+        &env.sqs,
+        &env.dlq_url,
+        &env.queue_url,
+        std::slice::from_ref(&id),
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved.moved, std::slice::from_ref(&order.message_id));
+    assert_eq!(moved.skipped, std::slice::from_ref(&poison.message_id));
+
+    let back = env.receive(&env.queue_url, None).await;
+    assert_eq!(back.len(), 1);
+    let response = env
+        .completer
+        .complete_orders(&env.sqs_event(&back))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let journey = ops::journey(
+        &aws_sdk_dynamodb::Client::new(&env.sdk),
+        &env.table,
+        &OrderId::parse(&id).unwrap(),
+    )
+    .await
+    .unwrap();
+    let states: Vec<&str> = journey.history.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(states, ["ORDERED", "PROCESSED"]);
+    assert_eq!(journey.records.len(), 2, "the header and one line");
+    assert_eq!(journey.idempotency.unwrap()["status"], "COMPLETED");
+    let left = ops::list_dead_letters(&env.sqs, &env.dlq_url, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        left.len(),
+        1,
+        "the poison message stays for a person to look at"
+    );
+}
+
+#[tokio::test]
+async fn only_a_stale_idempotency_record_is_cleared_without_force() {
+    let env = TestEnv::new().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&env.sdk);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for (key, lease) in [("stale", now_ms - 1_000), ("live", now_ms + 60_000)] {
+        let mut item = ops::idempotency_key("update-cart-products", key);
+        item.insert("status".into(), AttributeValue::S("INPROGRESS".into()));
+        item.insert(
+            "in_progress_expiration".into(),
+            AttributeValue::N(lease.to_string()),
+        );
+        dynamodb
+            .put_item()
+            .table_name(&env.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+    let clear = |key: &'static str, force: bool| {
+        let (dynamodb, table) = (dynamodb.clone(), env.table.clone());
+        async move {
+            ops::clear_idempotency(&dynamodb, &table, "update-cart-products", key, force)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(clear("stale", false).await, Cleared::Deleted);
+    assert_eq!(clear("stale", false).await, Cleared::Absent);
+    assert_eq!(
+        clear("live", false).await,
+        Cleared::Kept("INPROGRESS".into())
+    );
+    assert_eq!(clear("live", true).await, Cleared::Deleted);
+}
+
+#[tokio::test]
+async fn the_cli_lists_and_redrives_the_dead_letter_queue() {
+    let env = TestEnv::new().await;
+    let id = dead_lettered_order(&env, "ops-cli").await;
+    let ordersctl = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ordersctl"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL", support::endpoint())
+            .env("AWS_REGION", support::REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("DLQ_URL", &env.dlq_url)
+            .env("QUEUE_URL", &env.queue_url)
+            .env("TABLE_NAME", &env.table)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let listed = ordersctl(&["dlq", "list"]);
+    assert_eq!(listed[0]["order_id"], id.as_str());
+    let redriven = ordersctl(&["dlq", "redrive", "--all"]);
+    assert_eq!(redriven["moved"].as_array().unwrap().len(), 1);
+    assert_eq!(env.receive(&env.queue_url, None).await.len(), 1);
+    let journey = ordersctl(&["order", &id]);
+    assert_eq!(journey["history"][0][1], "ORDERED");
+    // A mistyped id is refused with a clear message and a failing exit code.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_ordersctl"))
+        .args(["order", "--table", "t", "not-an-id"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("order_id must be a UUID"));
+}
