@@ -7,14 +7,14 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use lambda_runtime::LambdaInvocation;
-use middleware::invocation::{PowertoolsLayer, Settings, Tracing};
+use middleware::invocation::{Settings, Tracing};
 use middleware::logging::{self, LogSettings};
 use middleware::metrics::Sink;
 use middleware::xray::{self, TracingConfig};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use support::invocation;
-use tower::{Layer, ServiceExt, service_fn};
+use support::{invocation, invoke_once};
+use tower::service_fn;
 use tracing_subscriber::layer::SubscriberExt;
 
 const LAMBDA_PARENT: &str = "53995c3f42cd8ad8";
@@ -81,23 +81,13 @@ fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
             Ok::<(), lambda_runtime::Error>(())
         }
     });
-    tracing::subscriber::with_default(subscriber, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime
-            .block_on(
-                PowertoolsLayer::new(settings)
-                    .layer(handler)
-                    .oneshot(invocation(
-                        "req-1",
-                        Some(&format!(
-                            "Root={lambda_trace};Parent={LAMBDA_PARENT};Sampled=1"
-                        )),
-                    )),
-            )
-            .unwrap();
-    });
+    let header = format!("Root={lambda_trace};Parent={LAMBDA_PARENT};Sampled=1");
+    invoke_once(
+        subscriber,
+        settings,
+        handler,
+        invocation("req-1", Some(&header)),
+    );
     drop(provider);
 
     let mut documents = Vec::new();

@@ -70,6 +70,22 @@ where
         tracing: None,
     };
     let subscriber = tracing_subscriber::registry().with(PowertoolsLogLayer::new(logging));
+    invoke_once(subscriber, settings, inner, invocation("req-one", None));
+    lines(&out)
+}
+
+/// Runs one invocation of `inner` through the invocation layer, with `subscriber` as
+/// the only subscriber for the duration.
+pub fn invoke_once<Sub, S>(
+    subscriber: Sub,
+    settings: Settings,
+    inner: S,
+    invocation: LambdaInvocation,
+) where
+    Sub: tracing::Subscriber + Send + Sync + 'static,
+    S: Service<LambdaInvocation, Response = (), Error = lambda_runtime::Error> + Send + 'static,
+    S::Future: Send + 'static,
+{
     tracing::subscriber::with_default(subscriber, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -78,9 +94,8 @@ where
             .block_on(
                 PowertoolsLayer::new(settings)
                     .layer(inner)
-                    .oneshot(invocation("req-one", None)),
+                    .oneshot(invocation),
             )
             .unwrap();
     });
-    lines(&out)
 }
