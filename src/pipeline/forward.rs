@@ -172,7 +172,9 @@ pub async fn forward_orders<Q: OrderQueue>(
     queue: &Q,
     event: &RawValue,
 ) -> Result<DynamoDbEventResponse, BatchError> {
-    let mut outgoing: Vec<(String, OrderMessage)> = Vec::new();
+    // Parallel vectors: the messages are sent as slices, without a copy.
+    let mut sequences: Vec<String> = Vec::new();
+    let mut outgoing: Vec<OrderMessage> = Vec::new();
     let mut stopped_at = None;
     for record in stream_records(event)? {
         let span = record_span(&record.sequence_number);
@@ -186,7 +188,10 @@ pub async fn forward_orders<Q: OrderQueue>(
         }
         match disposition {
             Disposition::Skip => {}
-            Disposition::Forward(message) => outgoing.push((record.sequence_number, *message)),
+            Disposition::Forward(message) => {
+                sequences.push(record.sequence_number);
+                outgoing.push(*message);
+            }
             Disposition::Malformed(reason) => {
                 stopped_at = Some((record.sequence_number, reason));
                 break;
@@ -195,21 +200,23 @@ pub async fn forward_orders<Q: OrderQueue>(
     }
 
     let mut forwarded = 0;
-    for chunk in outgoing.chunks(SQS_BATCH_LIMIT) {
+    for (chunk, chunk_sequences) in outgoing
+        .chunks(SQS_BATCH_LIMIT)
+        .zip(sequences.chunks(SQS_BATCH_LIMIT))
+    {
         if near_deadline() {
             // Report the first unsent record: Lambda resumes there, and this
             // invocation still has time to flush its logs and metrics.
             tracing::warn!(forwarded, "stopping short of the deadline");
-            return Ok(stream_failure(Some(chunk[0].0.clone())));
+            return Ok(stream_failure(Some(chunk_sequences[0].clone())));
         }
-        let messages: Vec<OrderMessage> = chunk.iter().map(|(_, m)| m.clone()).collect();
-        let first_failure = match queue.send_batch(&messages).await {
+        let first_failure = match queue.send_batch(chunk).await {
             Ok(failures) => failures.into_iter().min_by_key(|f| f.index),
             Err(reason) => Some(SendFailure { index: 0, reason }),
         };
         if let Some(failure) = first_failure {
             let index = failure.index.min(chunk.len() - 1);
-            let (sequence_number, message) = &chunk[index];
+            let (sequence_number, message) = (&chunk_sequences[index], &chunk[index]);
             metrics::add(&crate::metrics::BATCH_ITEM_FAILURES, 1.0);
             logging::set_correlation_id(message.order_id.to_string());
             tracing::warn!(
@@ -223,7 +230,7 @@ pub async fn forward_orders<Q: OrderQueue>(
         }
         forwarded += chunk.len();
         metrics::add(&crate::metrics::ORDERS_FORWARDED, chunk.len() as f64);
-        for (_, message) in chunk {
+        for message in chunk {
             logging::set_correlation_id(message.order_id.to_string());
             tracing::info!(correlation_id = %message.order_id, "order forwarded");
         }
