@@ -13,16 +13,21 @@ pub static ORDERS_FORWARDED: Metric = Metric::new("OrdersForwarded", Unit::Count
 pub static ORDERS_COMPLETED: Metric = Metric::new("OrdersCompleted", Unit::Count);
 /// `update-cart-products`: a redelivered message found its order already PROCESSED.
 pub static ORDER_MESSAGES_REPLAYED: Metric = Metric::new("OrderMessagesReplayed", Unit::Count);
+/// `update-cart-products`: another invocation held the order's idempotency lease, so the
+/// message was left for redelivery (a duplicate delivery racing the first, or a lease
+/// left by a crashed invocation until it expires).
+pub static ORDER_MESSAGES_IN_FLIGHT: Metric = Metric::new("OrderMessagesInFlight", Unit::Count);
 /// Both pipeline functions: records reported as failed in a partial-batch response.
 pub static BATCH_ITEM_FAILURES: Metric = Metric::new("BatchItemFailures", Unit::Count);
 
 /// Every metric the service writes (besides the middleware's `ColdStart`).
-pub static CATALOGUE: [&Metric; 6] = [
+pub static CATALOGUE: [&Metric; 7] = [
     &ORDERS_PLACED,
     &ORDER_REQUESTS_REPLAYED,
     &ORDERS_FORWARDED,
     &ORDERS_COMPLETED,
     &ORDER_MESSAGES_REPLAYED,
+    &ORDER_MESSAGES_IN_FLIGHT,
     &BATCH_ITEM_FAILURES,
 ];
 

@@ -505,3 +505,81 @@ async fn the_api_reports_missing_resources_and_pages_orders() {
     placed.reverse();
     assert_eq!(seen, placed, "newest first, every order once");
 }
+
+#[tokio::test]
+async fn a_message_whose_order_is_leased_elsewhere_waits_and_then_completes_once() {
+    let env = loaded_env().await;
+    assert_eq!(add_to_cart(&env, "erin", "kettle-gooseneck", 1).await, 201);
+    let (status, body, _) = place_order(&env, "erin", None).await;
+    assert_eq!(status, 201);
+    let id = body["order_id"].as_str().unwrap().to_owned();
+    let records = env.stream_reader().next_records().await;
+    forward_orders(&env.queue, &stream_event(&records))
+        .await
+        .unwrap();
+    let messages = env.receive(&env.queue_url, None).await;
+    assert_eq!(messages.len(), 1);
+
+    // Another invocation holds the order's lease (a live INPROGRESS record).
+    let dynamodb = aws_sdk_dynamodb::Client::new(&env.sdk);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut lease = ecommerce_api::ops::idempotency_key("update-cart-products", &id);
+    lease.insert("status".into(), AttributeValue::S("INPROGRESS".into()));
+    lease.insert(
+        "in_progress_expiration".into(),
+        AttributeValue::N((now_ms + 60_000).to_string()),
+    );
+    lease.insert(
+        "expiration".into(),
+        AttributeValue::N((now_ms / 1000 + 3600).to_string()),
+    );
+    dynamodb
+        .put_item()
+        .table_name(&env.table)
+        .set_item(Some(lease))
+        .send()
+        .await
+        .unwrap();
+
+    let event = env.sqs_event(&messages);
+    let response = env.completer.complete_orders(&event).await.unwrap();
+    assert_eq!(
+        failed_ids(&response),
+        vec![messages[0].message_id.clone().unwrap()],
+        "the message is left for redelivery, not dropped"
+    );
+    assert_eq!(order(&env, &id).await["order_status"], "ORDERED");
+
+    // The runbook's command: a live lease is kept unless forced.
+    let clear = |force: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ordersctl"));
+        command.args(["clear-idempotency", "--table", &env.table, &id]);
+        if force {
+            command.arg("--force");
+        }
+        let output = command
+            .env("AWS_ENDPOINT_URL", support::endpoint())
+            .env("AWS_REGION", support::REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    assert_eq!(clear(false), json!({ "Kept": "INPROGRESS" }));
+    let response = env.completer.complete_orders(&event).await.unwrap();
+    assert_eq!(failed_ids(&response).len(), 1, "still leased");
+    // The lease holder is known to be gone.
+    assert_eq!(clear(true), json!("Deleted"));
+    let response = env.completer.complete_orders(&event).await.unwrap();
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(order(&env, &id).await["order_status"], "PROCESSED");
+}

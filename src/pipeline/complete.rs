@@ -84,6 +84,7 @@ impl Completer {
             Ok(TransactionOutcome::Done(Outcome::Executed(_))) => Completion::Completed,
             Ok(TransactionOutcome::Done(Outcome::Replayed(_))) => Completion::AlreadyCompleted,
             Ok(TransactionOutcome::Done(Outcome::InFlight { lease_expires_ms })) => {
+                metrics::add(&crate::metrics::ORDER_MESSAGES_IN_FLIGHT, 1.0);
                 return Err(InFlight { lease_expires_ms }.into());
             }
             Ok(TransactionOutcome::Cancelled(_)) => self.store.completion_conflict(&id).await?,
