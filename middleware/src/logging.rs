@@ -56,6 +56,26 @@ pub enum LogFormat {
 /// Default size of the per-invocation DEBUG buffer.
 pub const DEFAULT_BUFFER_BYTES: usize = 20 * 1024;
 
+/// Every key a JSON line can carry besides the event's own fields: Powertools' names.
+/// Queries over the logs (the dashboard's Logs Insights widgets) are checked against it.
+pub const KEYS: [&str; 15] = [
+    "level",
+    "location",
+    "message",
+    "timestamp",
+    "service",
+    "cold_start",
+    "function_name",
+    "function_memory_size",
+    "function_arn",
+    "function_request_id",
+    "xray_trace_id",
+    "correlation_id",
+    "sampling_rate",
+    "exception_name",
+    "exception",
+];
+
 /// Logging settings.
 #[derive(Debug, Clone)]
 pub struct LogSettings {

@@ -123,6 +123,29 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
     assert!(debug_at < error_at, "buffered lines come before the error");
     assert_eq!(logs[error_at]["exception"], "disk on fire");
     assert_eq!(logs[error_at]["exception_name"], "Custom");
+    // The error line carries every key but `sampling_rate` (no sampling here), and no
+    // line carries a key outside `logging::KEYS` besides its event's own (`step`).
+    let error_keys: Vec<&str> = logs[error_at]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for key in logging::KEYS {
+        assert_eq!(
+            error_keys.contains(&key),
+            key != "sampling_rate",
+            "{key} in {error_keys:?}"
+        );
+    }
+    for line in &logs {
+        for key in line.as_object().unwrap().keys() {
+            assert!(
+                logging::KEYS.contains(&key.as_str()) || key == "step",
+                "{key} is not in logging::KEYS"
+            );
+        }
+    }
 
     let outside = logs
         .iter()
