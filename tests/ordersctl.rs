@@ -3,7 +3,6 @@
 
 mod support;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use ecommerce_api::api::{ApiRequest, Method};
 use ecommerce_api::domain::OrderId;
 use ecommerce_api::ops::{self, Cleared};
@@ -137,24 +136,9 @@ async fn a_redriven_order_completes_and_unselected_messages_stay() {
 async fn only_a_stale_idempotency_record_is_cleared_without_force() {
     let env = TestEnv::new().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&env.sdk);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now_ms = support::now_ms();
     for (key, lease) in [("stale", now_ms - 1_000), ("live", now_ms + 60_000)] {
-        let mut item = ops::idempotency_key("update-cart-products", key);
-        item.insert("status".into(), AttributeValue::S("INPROGRESS".into()));
-        item.insert(
-            "in_progress_expiration".into(),
-            AttributeValue::N(lease.to_string()),
-        );
-        dynamodb
-            .put_item()
-            .table_name(&env.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .unwrap();
+        env.put_lease("update-cart-products", key, lease).await;
     }
     let clear = |key: &'static str, force: bool| {
         let (dynamodb, table) = (dynamodb.clone(), env.table.clone());
@@ -177,25 +161,7 @@ async fn only_a_stale_idempotency_record_is_cleared_without_force() {
 async fn the_cli_lists_and_redrives_the_dead_letter_queue() {
     let env = TestEnv::new().await;
     let id = dead_lettered_order(&env, "ops-cli").await;
-    let ordersctl = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ordersctl"))
-            .args(args)
-            .env("AWS_ENDPOINT_URL", support::endpoint())
-            .env("AWS_REGION", support::REGION)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("DLQ_URL", &env.dlq_url)
-            .env("QUEUE_URL", &env.queue_url)
-            .env("TABLE_NAME", &env.table)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
-    };
+    let ordersctl = |args: &[&str]| env.ordersctl(args);
     let listed = ordersctl(&["dlq", "list"]);
     assert_eq!(listed[0]["order_id"], id.as_str());
     let redriven = ordersctl(&["dlq", "redrive", "--all"]);

@@ -521,28 +521,8 @@ async fn a_message_whose_order_is_leased_elsewhere_waits_and_then_completes_once
     assert_eq!(messages.len(), 1);
 
     // Another invocation holds the order's lease (a live INPROGRESS record).
-    let dynamodb = aws_sdk_dynamodb::Client::new(&env.sdk);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let mut lease = ecommerce_api::ops::idempotency_key("update-cart-products", &id);
-    lease.insert("status".into(), AttributeValue::S("INPROGRESS".into()));
-    lease.insert(
-        "in_progress_expiration".into(),
-        AttributeValue::N((now_ms + 60_000).to_string()),
-    );
-    lease.insert(
-        "expiration".into(),
-        AttributeValue::N((now_ms / 1000 + 3600).to_string()),
-    );
-    dynamodb
-        .put_item()
-        .table_name(&env.table)
-        .set_item(Some(lease))
-        .send()
-        .await
-        .unwrap();
+    env.put_lease("update-cart-products", &id, support::now_ms() + 60_000)
+        .await;
 
     let event = env.sqs_event(&messages);
     let response = env.completer.complete_orders(&event).await.unwrap();
@@ -555,24 +535,11 @@ async fn a_message_whose_order_is_leased_elsewhere_waits_and_then_completes_once
 
     // The runbook's command: a live lease is kept unless forced.
     let clear = |force: bool| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ordersctl"));
-        command.args(["clear-idempotency", "--table", &env.table, &id]);
+        let mut args = vec!["clear-idempotency", id.as_str()];
         if force {
-            command.arg("--force");
+            args.push("--force");
         }
-        let output = command
-            .env("AWS_ENDPOINT_URL", support::endpoint())
-            .env("AWS_REGION", support::REGION)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+        env.ordersctl(&args)
     };
     assert_eq!(clear(false), json!({ "Kept": "INPROGRESS" }));
     let response = env.completer.complete_orders(&event).await.unwrap();

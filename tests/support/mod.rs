@@ -152,6 +152,51 @@ impl TestEnv {
         }
     }
 
+    /// Writes the INPROGRESS idempotency record an invocation of `function` leaves for
+    /// `key` while it holds the lease, or after dying with it, until `lease_ends_ms`.
+    pub async fn put_lease(&self, function: &str, key: &str, lease_ends_ms: u64) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut item = ecommerce_api::ops::idempotency_key(function, key);
+        item.insert("status".into(), AttributeValue::S("INPROGRESS".into()));
+        item.insert(
+            "in_progress_expiration".into(),
+            AttributeValue::N(lease_ends_ms.to_string()),
+        );
+        item.insert(
+            "expiration".into(),
+            AttributeValue::N((now_ms() / 1000 + 3600).to_string()),
+        );
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Runs the `ordersctl` binary against the emulator with the stack's names in its
+    /// environment, as the runbooks do; asserts it succeeds and returns its JSON.
+    pub fn ordersctl(&self, args: &[&str]) -> Value {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ordersctl"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("DLQ_URL", &self.dlq_url)
+            .env("QUEUE_URL", &self.queue_url)
+            .env("TABLE_NAME", &self.table)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "ordersctl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
     /// The Lambda SQS event for `messages`.
     pub fn sqs_event(&self, messages: &[aws_sdk_sqs::types::Message]) -> Box<RawValue> {
         let records: Vec<Value> = messages
@@ -160,6 +205,14 @@ impl TestEnv {
             .collect();
         raw(&json!({ "Records": records }))
     }
+}
+
+/// Milliseconds since the epoch, as idempotency leases count them.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// Reads a table's stream (one shard in the emulator) like an event source mapping.
