@@ -177,3 +177,113 @@ async fn the_cli_lists_and_redrives_the_dead_letter_queue() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("order_id must be a UUID"));
 }
+
+/// Every distinct `ordersctl ...` command the runbooks spell, placeholders included.
+fn runbook_commands() -> std::collections::BTreeSet<String> {
+    let dir = support::workspace().join("alarms/runbooks");
+    let mut commands = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        // Commands are written as inline code: `ordersctl ...`.
+        for (i, code) in text.split('`').enumerate() {
+            if i % 2 == 1 && code.starts_with("ordersctl ") {
+                commands.insert(code.to_owned());
+            }
+        }
+    }
+    commands
+}
+
+#[tokio::test]
+async fn every_command_the_runbooks_name_runs_as_written_and_the_redriven_order_completes() {
+    let env = TestEnv::new().await;
+    let first = dead_lettered_order(&env, "runbook-1").await;
+    let second = dead_lettered_order(&env, "runbook-2").await;
+    let commands = runbook_commands();
+    // Read-only commands first, then the fixes, the selective redrive before `--all`.
+    let rank = |command: &str| {
+        [
+            "ordersctl dlq list",
+            "ordersctl order ",
+            "ordersctl clear-idempotency ",
+            "ordersctl dlq redrive --only ",
+            "ordersctl dlq redrive --all",
+        ]
+        .iter()
+        .position(|known| command.starts_with(known))
+        .unwrap_or_else(|| panic!("a runbook names `{command}`, which this test does not run"))
+    };
+    let mut ordered: Vec<&String> = commands.iter().collect();
+    ordered.sort_by_key(|c| rank(c));
+    let mut outputs = Vec::new();
+    for command in &ordered {
+        let order = if command.starts_with("ordersctl dlq redrive --only") {
+            &first
+        } else {
+            &second
+        };
+        let args: Vec<&str> = command
+            .split_whitespace()
+            .skip(1)
+            .filter(|a| *a != "...")
+            .map(|a| a.trim_end_matches("..."))
+            .map(|a| if a == "<order_id>" { order.as_str() } else { a })
+            .collect();
+        outputs.push((command.as_str(), env.ordersctl(&args)));
+    }
+    assert_eq!(
+        ordered
+            .iter()
+            .map(|c| rank(c))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        5,
+        "the runbooks name all five kinds of fix: {commands:?}"
+    );
+    let output = |prefix: &str| {
+        outputs
+            .iter()
+            .find(|(c, _)| c.starts_with(prefix))
+            .map(|(_, o)| o)
+            .unwrap()
+    };
+    assert_eq!(output("ordersctl dlq list").as_array().unwrap().len(), 2);
+    assert_eq!(
+        output("ordersctl clear-idempotency").as_str(),
+        Some("Absent")
+    );
+    assert_eq!(
+        output("ordersctl dlq redrive --only")["moved"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        output("ordersctl dlq redrive --all")["moved"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Both orders are back on the queue and complete exactly once.
+    let back = env.receive(&env.queue_url, None).await;
+    assert_eq!(back.len(), 2);
+    let response = env
+        .completer
+        .complete_orders(&env.sqs_event(&back))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    for id in [&first, &second] {
+        let journey = env.ordersctl(&["order", id]);
+        assert_eq!(journey["history"][1][1], "PROCESSED", "{journey}");
+    }
+    assert!(
+        env.ordersctl(&["dlq", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
