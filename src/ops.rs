@@ -1,5 +1,6 @@
-//! Operator tasks behind `ordersctl`: inspect and redrive the dead-letter queue, follow
-//! an order's journey, clear a stale idempotency record. They work against AWS and
+//! Operator tasks behind `ordersctl`: inspect and redrive the dead-letter queue, read
+//! the stream batches Lambda set aside and resend their orders, follow an order's
+//! journey, clear a stale idempotency record. They work against AWS and
 //! against the local stack alike (the SDK honours `AWS_ENDPOINT_URL`).
 
 use std::collections::HashMap;
@@ -49,28 +50,38 @@ pub async fn list_dead_letters(
     dlq_url: &str,
     limit: usize,
 ) -> Result<Vec<DeadLetter>, OpsError> {
-    let mut seen = HashMap::new();
+    Ok(peek(sqs, dlq_url, limit)
+        .await?
+        .iter()
+        .map(decode)
+        .collect())
+}
+
+/// Reads up to `limit` distinct messages of a queue without consuming them (each
+/// becomes visible again at once), in message-id order.
+async fn peek(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    limit: usize,
+) -> Result<Vec<Message>, OpsError> {
+    let mut seen: HashMap<String, Message> = HashMap::new();
     for _ in 0..limit.div_ceil(10).max(1) * 2 {
-        let messages = receive(sqs, dlq_url, 0).await?;
-        if messages.is_empty()
-            || messages
-                .iter()
-                .all(|m| seen.contains_key(&m.message_id.clone().unwrap_or_default()))
-        {
+        let messages = receive(sqs, url, 0).await?;
+        let id = |m: &Message| m.message_id.clone().unwrap_or_default();
+        if messages.is_empty() || messages.iter().all(|m| seen.contains_key(&id(m))) {
             break;
         }
         for message in messages {
-            let letter = decode(&message);
-            seen.entry(letter.message_id.clone()).or_insert(letter);
+            seen.entry(id(&message)).or_insert(message);
         }
         if seen.len() >= limit {
             break;
         }
     }
-    let mut letters: Vec<DeadLetter> = seen.into_values().collect();
-    letters.sort_by(|a, b| a.message_id.cmp(&b.message_id));
-    letters.truncate(limit);
-    Ok(letters)
+    let mut messages: Vec<Message> = seen.into_values().collect();
+    messages.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+    messages.truncate(limit);
+    Ok(messages)
 }
 
 async fn receive(
@@ -87,7 +98,7 @@ async fn receive(
         .message_attribute_names("All")
         .send()
         .await
-        .map_err(sqs_error("receiving from the dead-letter queue"))?
+        .map_err(sqs_error("receiving from the queue"))?
         .messages
         .unwrap_or_default())
 }
@@ -137,57 +148,73 @@ pub async fn redrive(
     source_url: &str,
     only: &[String],
 ) -> Result<Redrive, OpsError> {
+    let selected = |message: &Message| {
+        let letter = decode(message);
+        only.is_empty()
+            || only.contains(&letter.message_id)
+            || letter.order_id.as_ref().is_some_and(|id| only.contains(id))
+    };
+    take_selected(sqs, dlq_url, selected, async |message: &Message| {
+        let mut send = sqs
+            .send_message()
+            .queue_url(source_url)
+            .message_body(message.body.clone().unwrap_or_default());
+        for (name, value) in message.message_attributes.clone().unwrap_or_default() {
+            let value = MessageAttributeValue::builder()
+                .data_type(value.data_type)
+                .set_string_value(value.string_value)
+                .build()
+                .map_err(|e| OpsError(e.to_string()))?;
+            send = send.message_attributes(name, value);
+        }
+        send.send()
+            .await
+            .map_err(sqs_error("sending back to the source queue"))?;
+        Ok(())
+    })
+    .await
+}
+
+/// Receives each message of `url`: a `selected` one is handed to `take` and deleted once
+/// `take` succeeds; the others are released at once. Selected messages are held for
+/// 30 s meanwhile, so a failure part-way leaves them to reappear, never lost.
+async fn take_selected(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    selected: impl Fn(&Message) -> bool,
+    mut take: impl AsyncFnMut(&Message) -> Result<(), OpsError>,
+) -> Result<Redrive, OpsError> {
     let mut result = Redrive::default();
-    let mut passes = 0;
-    loop {
-        passes += 1;
-        // Selected messages are taken for 30 s; the rest are released at once.
-        let messages = receive(sqs, dlq_url, 30).await?;
-        if messages.is_empty() || passes > 100 {
+    for _ in 0..100 {
+        let messages = receive(sqs, url, 30).await?;
+        if messages.is_empty() {
             break;
         }
         let mut progressed = false;
         for message in messages {
-            let letter = decode(&message);
-            let selected = only.is_empty()
-                || only.contains(&letter.message_id)
-                || letter.order_id.as_ref().is_some_and(|id| only.contains(id));
+            let id = message.message_id.clone().unwrap_or_default();
             let receipt = message.receipt_handle.clone().unwrap_or_default();
-            if !selected {
+            if !selected(&message) {
                 sqs.change_message_visibility()
-                    .queue_url(dlq_url)
+                    .queue_url(url)
                     .receipt_handle(&receipt)
                     .visibility_timeout(0)
                     .send()
                     .await
                     .map_err(sqs_error("releasing an unselected message"))?;
-                if !result.skipped.contains(&letter.message_id) {
-                    result.skipped.push(letter.message_id);
+                if !result.skipped.contains(&id) {
+                    result.skipped.push(id);
                 }
                 continue;
             }
-            let mut send = sqs
-                .send_message()
-                .queue_url(source_url)
-                .message_body(letter.body.clone());
-            for (name, value) in message.message_attributes.clone().unwrap_or_default() {
-                let value = MessageAttributeValue::builder()
-                    .data_type(value.data_type)
-                    .set_string_value(value.string_value)
-                    .build()
-                    .map_err(|e| OpsError(e.to_string()))?;
-                send = send.message_attributes(name, value);
-            }
-            send.send()
-                .await
-                .map_err(sqs_error("sending back to the source queue"))?;
+            take(&message).await?;
             sqs.delete_message()
-                .queue_url(dlq_url)
+                .queue_url(url)
                 .receipt_handle(&receipt)
                 .send()
                 .await
-                .map_err(sqs_error("deleting from the dead-letter queue"))?;
-            result.moved.push(letter.message_id);
+                .map_err(sqs_error("deleting a handled message"))?;
+            result.moved.push(id);
             progressed = true;
         }
         if !progressed {
@@ -350,5 +377,274 @@ pub async fn clear_idempotency(
             }
         }
         Err(e) => Err(OpsError(format!("deleting the record: {}", DisplayErrorContext(&e)))),
+    }
+}
+
+/// A stream batch Lambda set aside after its retries: the invocation record it sent to
+/// the on-failure queue, and the new orders in that range read back from the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamFailure {
+    /// SQS message id in the on-failure queue (`stream-failures clear` takes it).
+    pub message_id: String,
+    /// Why Lambda gave up: `RetryAttemptsExhausted`, `RecordAgeExceeded`, ...
+    pub condition: Option<String>,
+    /// The function's error type, when the function failed as a whole.
+    pub function_error: Option<String>,
+    /// How many times Lambda invoked the function with the batch.
+    pub approximate_invoke_count: Option<u64>,
+    /// The batch's shard and sequence range, or why the record does not decode.
+    pub batch: Result<StreamBatch, String>,
+    /// The new orders in the range with their status now, or why they cannot be read
+    /// (the stream keeps records for 24 hours).
+    pub orders: Result<Vec<StreamedOrder>, String>,
+}
+
+/// `DDBStreamBatchInfo` of Lambda's invocation record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamBatch {
+    /// The stream.
+    pub stream_arn: String,
+    /// The shard.
+    pub shard_id: String,
+    /// First sequence number of the batch.
+    pub start_sequence_number: String,
+    /// Last sequence number of the batch.
+    pub end_sequence_number: String,
+}
+
+/// A new order found in a set-aside range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamedOrder {
+    /// Its stream record.
+    pub sequence_number: String,
+    /// The order id from the record's keys.
+    pub order_id: String,
+    /// `ORDERED` (resend it), `PROCESSED` (nothing to do), `MISSING`, or why the order
+    /// cannot be read (fix the item before resending).
+    pub status_now: String,
+}
+
+fn stream_batch(body: &serde_json::Value) -> Result<StreamBatch, String> {
+    let info = &body["DDBStreamBatchInfo"];
+    let field = |name: &str| {
+        info[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("not a stream invocation record: no DDBStreamBatchInfo.{name}"))
+    };
+    Ok(StreamBatch {
+        stream_arn: field("streamArn")?,
+        shard_id: field("shardId")?,
+        start_sequence_number: field("startSequenceNumber")?,
+        end_sequence_number: field("endSequenceNumber")?,
+    })
+}
+
+/// Sequence numbers are decimal strings of any length: compare them as numbers.
+fn sequence_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Lists the on-failure queue's records (up to `limit`), each with the orders in its
+/// range and their status now. Nothing is consumed.
+///
+/// # Errors
+/// [`OpsError`] if the queue cannot be read. A range that cannot be read back is
+/// reported in its entry.
+pub async fn list_stream_failures(
+    sqs: &aws_sdk_sqs::Client,
+    streams: &aws_sdk_dynamodbstreams::Client,
+    store: &crate::store::Store,
+    queue_url: &str,
+    limit: usize,
+) -> Result<Vec<StreamFailure>, OpsError> {
+    let mut failures = Vec::new();
+    for message in peek(sqs, queue_url, limit).await? {
+        let body: serde_json::Value =
+            serde_json::from_str(message.body.as_deref().unwrap_or_default())
+                .unwrap_or(serde_json::Value::Null);
+        let batch = stream_batch(&body);
+        let orders = match &batch {
+            Ok(batch) => orders_in_range(streams, store, batch).await,
+            Err(e) => Err(e.clone()),
+        };
+        failures.push(StreamFailure {
+            message_id: message.message_id.clone().unwrap_or_default(),
+            condition: body["requestContext"]["condition"]
+                .as_str()
+                .map(str::to_owned),
+            function_error: body["responseContext"]["functionError"]
+                .as_str()
+                .map(str::to_owned),
+            approximate_invoke_count: body["requestContext"]["approximateInvokeCount"].as_u64(),
+            batch,
+            orders,
+        });
+    }
+    Ok(failures)
+}
+
+/// Reads the batch's range back from the stream: its shard, or every shard when the
+/// shard is gone from the stream's description. Keeps the new orders.
+async fn orders_in_range(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    store: &crate::store::Store,
+    batch: &StreamBatch,
+) -> Result<Vec<StreamedOrder>, String> {
+    use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
+    use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIteratorType};
+    use std::cmp::Ordering;
+
+    let shards: Vec<String> = streams
+        .describe_stream()
+        .stream_arn(&batch.stream_arn)
+        .send()
+        .await
+        .map_err(|e| format!("describing the stream: {}", DisplayErrorContext(&e)))?
+        .stream_description
+        .and_then(|d| d.shards)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| s.shard_id)
+        .collect();
+    let shards = if shards.contains(&batch.shard_id) {
+        vec![batch.shard_id.clone()]
+    } else {
+        shards
+    };
+    let mut orders = Vec::new();
+    for shard in shards {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&batch.stream_arn)
+            .shard_id(&shard)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .map_err(|e| format!("reading shard {shard}: {}", DisplayErrorContext(&e)))?
+            .shard_iterator;
+        // Pages until the range is passed, the shard ends, or an open shard has no more.
+        let mut pages = 0;
+        while let Some(current) = iterator.take() {
+            pages += 1;
+            if pages > 10_000 {
+                return Err(format!("shard {shard}: gave up after {pages} pages"));
+            }
+            let page = streams
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .map_err(|e| format!("reading shard {shard}: {}", DisplayErrorContext(&e)))?;
+            let records = page.records.unwrap_or_default();
+            let mut past_end = false;
+            for record in &records {
+                let Some(change) = &record.dynamodb else {
+                    continue;
+                };
+                let sequence = change.sequence_number.clone().unwrap_or_default();
+                if sequence_order(&sequence, &batch.start_sequence_number) == Ordering::Less {
+                    continue;
+                }
+                if sequence_order(&sequence, &batch.end_sequence_number) == Ordering::Greater {
+                    past_end = true;
+                    break;
+                }
+                let image = change.new_image.clone().unwrap_or_default();
+                let text = |name: &str| match image.get(name) {
+                    Some(StreamValue::S(v)) => Some(v.clone()),
+                    _ => None,
+                };
+                let is_new_order = record.event_name.as_ref().map(|n| n.as_str()) == Some("INSERT")
+                    && text(keys::ENTITY).as_deref() == Some("ORDER");
+                let Some(order_id) = text("order_id").filter(|_| is_new_order) else {
+                    continue;
+                };
+                let status_now = match OrderId::parse(&order_id) {
+                    Err(e) => format!("unreadable: {e}"),
+                    Ok(id) => match store.get_order(&id).await {
+                        Ok(Some(order)) => order.order_status.as_str().to_owned(),
+                        Ok(None) => "MISSING".to_owned(),
+                        Err(e) => format!("unreadable: {e}"),
+                    },
+                };
+                orders.push(StreamedOrder {
+                    sequence_number: sequence,
+                    order_id,
+                    status_now,
+                });
+            }
+            if past_end || records.is_empty() {
+                break;
+            }
+            iterator = page.next_shard_iterator;
+        }
+    }
+    Ok(orders)
+}
+
+/// Deletes handled records from the on-failure queue by message id; the others stay.
+///
+/// # Errors
+/// [`OpsError`] if the queue cannot be read or written.
+pub async fn clear_stream_failures(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    message_ids: &[String],
+) -> Result<Redrive, OpsError> {
+    let selected = |m: &Message| {
+        m.message_id
+            .as_ref()
+            .is_some_and(|id| message_ids.contains(id))
+    };
+    take_selected(sqs, queue_url, selected, async |_: &Message| Ok(())).await
+}
+
+/// What resending an order did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Resent {
+    /// Its message is on the order queue; the consumer completes it once.
+    Sent,
+    /// The order is already processed: nothing was sent.
+    AlreadyProcessed,
+    /// There is no such order.
+    NotFound,
+}
+
+/// Sends an `ORDERED` order's message to the order queue again, built from the table
+/// (so an order whose item was repaired goes out as it is now). Safe to repeat: the
+/// consumer completes each order exactly once.
+///
+/// # Errors
+/// [`OpsError`] if the order cannot be read (a malformed item: repair it first) or the
+/// queue refuses the message.
+pub async fn resend<Q: crate::pipeline::forward::OrderQueue>(
+    store: &crate::store::Store,
+    queue: &Q,
+    id: &OrderId,
+) -> Result<Resent, OpsError> {
+    let order = store
+        .get_order(id)
+        .await
+        .map_err(|e| OpsError(format!("order {id} cannot be read: {e}")))?;
+    let Some(order) = order else {
+        return Ok(Resent::NotFound);
+    };
+    if order.order_status != crate::domain::OrderStatus::Ordered {
+        return Ok(Resent::AlreadyProcessed);
+    }
+    let message = OrderMessage::for_order(&order);
+    match queue.send_batch(std::slice::from_ref(&message)).await {
+        Ok(failures) if failures.is_empty() => Ok(Resent::Sent),
+        Ok(failures) => Err(OpsError(format!(
+            "the queue refused order {id}: {}",
+            failures
+                .iter()
+                .map(|f| f.reason.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))),
+        Err(e) => Err(OpsError(format!("sending order {id}: {e}"))),
     }
 }

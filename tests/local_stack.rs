@@ -394,6 +394,40 @@ async fn a_stream_record_that_keeps_failing_goes_to_the_on_failure_destination_a
         .unwrap()
         .url
         .clone();
+    // The operator's view: the record, and the order in its range, which cannot be
+    // read, so `resend` refuses it until the item is repaired.
+    let ordersctl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ordersctl"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL", stack.sdk().endpoint_url().unwrap())
+            .env("AWS_REGION", stack.sdk().region().unwrap().to_string())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("STREAM_FAILURE_QUEUE_URL", &destination)
+            .env(
+                "QUEUE_URL",
+                &stack.resources().queue("OrdersQueue").unwrap().url,
+            )
+            .env("TABLE_NAME", &stack.resources().table_name)
+            .output()
+            .unwrap()
+    };
+    let listed = ordersctl(&["stream-failures", "list"]);
+    assert!(listed.status.success());
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let orders = listed[0]["orders"]["Ok"].as_array().unwrap();
+    assert_eq!(orders.len(), 1, "{listed}");
+    assert_eq!(orders[0]["order_id"], broken.as_str());
+    assert!(
+        orders[0]["status_now"]
+            .as_str()
+            .unwrap()
+            .starts_with("unreadable"),
+        "{listed}"
+    );
+    let refused = ordersctl(&["resend", &broken]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot be read"));
     let messages = aws_sdk_sqs::Client::new(stack.sdk())
         .receive_message()
         .queue_url(destination)

@@ -195,23 +195,32 @@ fn runbook_commands() -> std::collections::BTreeSet<String> {
 }
 
 #[tokio::test]
-async fn every_command_the_runbooks_name_runs_as_written_and_the_redriven_order_completes() {
+async fn every_command_the_runbooks_name_runs_as_written_and_the_orders_complete() {
     let env = TestEnv::new().await;
     let first = dead_lettered_order(&env, "runbook-1").await;
     let second = dead_lettered_order(&env, "runbook-2").await;
+    // A third order whose stream batch Lambda set aside.
+    let (placed, new_orders) = placed_orders(&env, &["runbook-3"]).await;
+    let third = placed[0].clone();
+    let set_aside = env.set_aside(&new_orders).await;
+
     let commands = runbook_commands();
     // Read-only commands first, then the fixes, the selective redrive before `--all`.
+    let kinds = [
+        "ordersctl dlq list",
+        "ordersctl stream-failures list",
+        "ordersctl order ",
+        "ordersctl clear-idempotency ",
+        "ordersctl dlq redrive --only ",
+        "ordersctl dlq redrive --all",
+        "ordersctl resend ",
+        "ordersctl stream-failures clear ",
+    ];
     let rank = |command: &str| {
-        [
-            "ordersctl dlq list",
-            "ordersctl order ",
-            "ordersctl clear-idempotency ",
-            "ordersctl dlq redrive --only ",
-            "ordersctl dlq redrive --all",
-        ]
-        .iter()
-        .position(|known| command.starts_with(known))
-        .unwrap_or_else(|| panic!("a runbook names `{command}`, which this test does not run"))
+        kinds
+            .iter()
+            .position(|known| command.starts_with(known))
+            .unwrap_or_else(|| panic!("a runbook names `{command}`, which this test does not run"))
     };
     let mut ordered: Vec<&String> = commands.iter().collect();
     ordered.sort_by_key(|c| rank(c));
@@ -219,6 +228,8 @@ async fn every_command_the_runbooks_name_runs_as_written_and_the_redriven_order_
     for command in &ordered {
         let order = if command.starts_with("ordersctl dlq redrive --only") {
             &first
+        } else if command.starts_with("ordersctl resend") {
+            &third
         } else {
             &second
         };
@@ -227,18 +238,19 @@ async fn every_command_the_runbooks_name_runs_as_written_and_the_redriven_order_
             .skip(1)
             .filter(|a| *a != "...")
             .map(|a| a.trim_end_matches("..."))
-            .map(|a| if a == "<order_id>" { order.as_str() } else { a })
+            .map(|a| match a {
+                "<order_id>" => order.as_str(),
+                "<message_id>" => set_aside.as_str(),
+                other => other,
+            })
             .collect();
         outputs.push((command.as_str(), env.ordersctl(&args)));
     }
+    let named: std::collections::BTreeSet<usize> = ordered.iter().map(|c| rank(c)).collect();
     assert_eq!(
-        ordered
-            .iter()
-            .map(|c| rank(c))
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
-        5,
-        "the runbooks name all five kinds of fix: {commands:?}"
+        named.len(),
+        kinds.len(),
+        "the runbooks name every kind of fix: {commands:?}"
     );
     let output = |prefix: &str| {
         outputs
@@ -249,34 +261,36 @@ async fn every_command_the_runbooks_name_runs_as_written_and_the_redriven_order_
     };
     assert_eq!(output("ordersctl dlq list").as_array().unwrap().len(), 2);
     assert_eq!(
+        output("ordersctl stream-failures list")[0]["orders"]["Ok"][0]["order_id"],
+        third.as_str()
+    );
+    assert_eq!(
         output("ordersctl clear-idempotency").as_str(),
         Some("Absent")
     );
+    for (prefix, moved) in [
+        ("ordersctl dlq redrive --only", &first),
+        ("ordersctl dlq redrive --all", &second),
+    ] {
+        let moved_ids = output(prefix)["moved"].as_array().unwrap().len();
+        assert_eq!(moved_ids, 1, "{prefix} moved {moved}");
+    }
+    assert_eq!(output("ordersctl resend")[third.as_str()], "Sent");
     assert_eq!(
-        output("ordersctl dlq redrive --only")["moved"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        output("ordersctl dlq redrive --all")["moved"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
+        output("ordersctl stream-failures clear")["moved"],
+        json!([set_aside])
     );
 
-    // Both orders are back on the queue and complete exactly once.
+    // All three orders are on the queue and complete exactly once.
     let back = env.receive(&env.queue_url, None).await;
-    assert_eq!(back.len(), 2);
+    assert_eq!(back.len(), 3);
     let response = env
         .completer
         .complete_orders(&env.sqs_event(&back))
         .await
         .unwrap();
     assert!(response.batch_item_failures.is_empty());
-    for id in [&first, &second] {
+    for id in [&first, &second, &third] {
         let journey = env.ordersctl(&["order", id]);
         assert_eq!(journey["history"][1][1], "PROCESSED", "{journey}");
     }
@@ -286,4 +300,150 @@ async fn every_command_the_runbooks_name_runs_as_written_and_the_redriven_order_
             .unwrap()
             .is_empty()
     );
+    assert!(
+        env.ordersctl(&["stream-failures", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Loads the catalogue, places one order per user and returns the order ids with the
+/// Lambda-shaped stream records of those new orders (what the filter passes).
+async fn placed_orders(env: &TestEnv, users: &[&str]) -> (Vec<String>, Vec<serde_json::Value>) {
+    assert_eq!(
+        env.api
+            .handle(ApiRequest::new(Method::Post, "/loadProducts"))
+            .await
+            .status,
+        200
+    );
+    let mut ids = Vec::new();
+    for user in users {
+        let add = ApiRequest::new(Method::Post, format!("/cart/{user}"))
+            .json(r#"{"product_id":"webcam-1080","quantity":1}"#);
+        assert_eq!(env.api.handle(add).await.status, 201);
+        let placed = env
+            .api
+            .handle(
+                ApiRequest::new(Method::Post, "/order")
+                    .json(json!({ "user_id": user }).to_string()),
+            )
+            .await;
+        ids.push(placed.json_body()["order_id"].as_str().unwrap().to_owned());
+    }
+    let new_orders = env
+        .stream_reader()
+        .next_records()
+        .await
+        .into_iter()
+        .filter(|r| {
+            let image = &r["dynamodb"]["NewImage"];
+            r["eventName"] == "INSERT"
+                && image["entity"]["S"] == "ORDER"
+                && ids.iter().any(|id| image["order_id"]["S"] == id.as_str())
+        })
+        .collect();
+    (ids, new_orders)
+}
+
+#[tokio::test]
+async fn a_set_aside_stream_batch_is_listed_with_its_orders_which_resend_completes() {
+    let env = TestEnv::new().await;
+    let (ids, new_orders) = placed_orders(&env, &["sf-a", "sf-b"]).await;
+    assert_eq!(new_orders.len(), 2);
+    // Lambda gave up on the batch of both orders (the records between them, the
+    // orders' lines and cart deletions, are in the range too and are not orders).
+    let set_aside = env.set_aside(&new_orders).await;
+    env.sqs
+        .send_message()
+        .queue_url(&env.stream_failure_url)
+        .message_body("not an invocation record")
+        .send()
+        .await
+        .unwrap();
+
+    let listed = env.ordersctl(&["stream-failures", "list"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    let entry = listed
+        .iter()
+        .find(|f| f["message_id"] == set_aside.as_str())
+        .unwrap();
+    assert_eq!(entry["condition"], "RetryAttemptsExhausted");
+    assert_eq!(entry["function_error"], "Unhandled");
+    let orders = entry["orders"]["Ok"].as_array().unwrap();
+    let found: Vec<(&str, &str)> = orders
+        .iter()
+        .map(|o| {
+            (
+                o["order_id"].as_str().unwrap(),
+                o["status_now"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [(ids[0].as_str(), "ORDERED"), (ids[1].as_str(), "ORDERED")]
+    );
+    let other = listed
+        .iter()
+        .find(|f| f["message_id"] != set_aside.as_str())
+        .unwrap();
+    assert!(
+        other["batch"]["Err"]
+            .as_str()
+            .unwrap()
+            .contains("not a stream invocation record"),
+        "{other}"
+    );
+
+    // The runbook's fix: resend the orders, then clear the handled record.
+    let resent = env.ordersctl(&["resend", &ids[0], &ids[1]]);
+    assert_eq!(
+        resent,
+        json!({ ids[0].clone(): "Sent", ids[1].clone(): "Sent" })
+    );
+    let messages = env.receive(&env.queue_url, None).await;
+    assert_eq!(messages.len(), 2);
+    let response = env
+        .completer
+        .complete_orders(&env.sqs_event(&messages))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        env.ordersctl(&["resend", &ids[0]]),
+        json!({ ids[0].clone(): "AlreadyProcessed" })
+    );
+    let listed = env.ordersctl(&["stream-failures", "list"]);
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["message_id"] == set_aside.as_str())
+        .unwrap();
+    assert!(
+        entry["orders"]["Ok"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["status_now"] == "PROCESSED"),
+        "{entry}"
+    );
+    let cleared = env.ordersctl(&["stream-failures", "clear", &set_aside]);
+    assert_eq!(cleared["moved"], json!([set_aside]));
+    assert_eq!(cleared["skipped"].as_array().unwrap().len(), 1);
+    let left = env.ordersctl(&["stream-failures", "list"]);
+    assert_eq!(
+        left.as_array().unwrap().len(),
+        1,
+        "the undecodable record stays"
+    );
+    // An id that is not an order id is refused before anything is sent.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_ordersctl"))
+        .args(["resend", "--table", "t", "--queue-url", "q", "not-an-id"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
 }

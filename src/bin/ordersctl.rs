@@ -6,11 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ecommerce_api::domain::OrderId;
+use ecommerce_api::pipeline::forward::SqsOrderQueue;
+use ecommerce_api::store::Store;
 use ecommerce_api::{aws, ops};
 
 #[derive(Parser)]
 #[command(
-    about = "Operate ecommerce-api: dead-letter queue, redrive, order journeys, idempotency records"
+    about = "Operate ecommerce-api: dead letters, redrive, stream failures, resend, order journeys, idempotency records"
 )]
 struct Cli {
     /// Endpoint override (e.g. the local stack's emulator); AWS_ENDPOINT_URL works too.
@@ -38,6 +40,26 @@ enum Command {
         /// The order id.
         order_id: String,
     },
+    /// Stream batches Lambda set aside after its retries (the on-failure queue).
+    StreamFailures {
+        /// On-failure queue URL (stack output StreamFailureQueueUrl).
+        #[arg(long, env = "STREAM_FAILURE_QUEUE_URL")]
+        queue_url: String,
+        #[command(subcommand)]
+        action: StreamFailureAction,
+    },
+    /// Send ORDERED orders' messages to the order queue again (safe to repeat).
+    Resend {
+        /// Table name (stack output TableName).
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+        /// Order queue URL (stack output OrdersQueueUrl).
+        #[arg(long, env = "QUEUE_URL")]
+        queue_url: String,
+        /// The order ids.
+        #[arg(required = true, num_args = 1..)]
+        order_ids: Vec<String>,
+    },
     /// Delete a stale idempotency record (an INPROGRESS one whose lease has ended).
     ClearIdempotency {
         /// Table name (stack output TableName).
@@ -51,6 +73,25 @@ enum Command {
         force: bool,
         /// The record's key (the order id).
         key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum StreamFailureAction {
+    /// List the records with the orders in each range and their status now (they stay).
+    List {
+        /// Table name (stack output TableName), to show each order's status.
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+        /// Most records to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Delete handled records by message id.
+    Clear {
+        /// The records' message ids.
+        #[arg(required = true, num_args = 1..)]
+        message_ids: Vec<String>,
     },
 }
 
@@ -106,6 +147,40 @@ async fn run(cli: Cli) -> Result<serde_json::Value, String> {
             ops::journey(&aws_sdk_dynamodb::Client::new(&sdk), &table, &id)
                 .await
                 .map(|j| json(&j))
+        }
+        Command::StreamFailures { queue_url, action } => {
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            match action {
+                StreamFailureAction::List { table, limit } => {
+                    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+                    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+                    ops::list_stream_failures(&sqs, &streams, &store, &queue_url, limit)
+                        .await
+                        .map(|l| json(&l))
+                }
+                StreamFailureAction::Clear { message_ids } => {
+                    ops::clear_stream_failures(&sqs, &queue_url, &message_ids)
+                        .await
+                        .map(|r| json(&r))
+                }
+            }
+        }
+        Command::Resend {
+            table,
+            queue_url,
+            order_ids,
+        } => {
+            let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+            let queue = SqsOrderQueue::new(aws_sdk_sqs::Client::new(&sdk), &queue_url);
+            let mut results = serde_json::Map::new();
+            for raw in order_ids {
+                let id = OrderId::parse(&raw).map_err(|e| e.to_string())?;
+                let resent = ops::resend(&store, &queue, &id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                results.insert(raw, json(&resent));
+            }
+            Ok(serde_json::Value::Object(results))
         }
         Command::ClearIdempotency {
             table,

@@ -64,6 +64,7 @@ pub struct TestEnv {
     pub queue_url: String,
     pub queue_arn: String,
     pub dlq_url: String,
+    pub stream_failure_url: String,
     pub table: String,
     pub store: Store,
     pub completer: Completer,
@@ -80,6 +81,7 @@ impl TestEnv {
             .unwrap();
         let queue = created.queue("OrdersQueue").unwrap().clone();
         let dlq = created.queue("OrdersDeadLetterQueue").unwrap().clone();
+        let stream_failures = created.queue("StreamFailureQueue").unwrap().clone();
         let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &created.table_name);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let records =
@@ -97,6 +99,7 @@ impl TestEnv {
             queue_url: queue.url,
             queue_arn: queue.arn,
             dlq_url: dlq.url,
+            stream_failure_url: stream_failures.url,
             table: created.table_name.clone(),
             sqs,
             sdk,
@@ -175,6 +178,52 @@ impl TestEnv {
             .unwrap();
     }
 
+    /// Sends Lambda's on-failure invocation record for a stream batch of `records`
+    /// (Lambda-shaped, in stream order) to the stream failure queue, as Lambda does
+    /// when the batch exhausts its retries. Returns the SQS message id.
+    pub async fn set_aside(&self, records: &[Value]) -> String {
+        let shard = self
+            .streams
+            .describe_stream()
+            .stream_arn(&self.stream_arn)
+            .send()
+            .await
+            .unwrap()
+            .stream_description
+            .and_then(|d| d.shards)
+            .and_then(|s| s.into_iter().next())
+            .and_then(|s| s.shard_id)
+            .unwrap();
+        let sequence = |r: &Value| r["dynamodb"]["SequenceNumber"].as_str().unwrap().to_owned();
+        let record = json!({
+            "requestContext": {
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:process-cart-products",
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": 6,
+            },
+            "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
+            "version": "1.0",
+            "timestamp": "2026-11-24T00:00:00.000Z",
+            "DDBStreamBatchInfo": {
+                "shardId": shard,
+                "startSequenceNumber": sequence(records.first().unwrap()),
+                "endSequenceNumber": sequence(records.last().unwrap()),
+                "batchSize": records.len(),
+                "streamArn": self.stream_arn,
+            },
+        });
+        self.sqs
+            .send_message()
+            .queue_url(&self.stream_failure_url)
+            .message_body(record.to_string())
+            .send()
+            .await
+            .unwrap()
+            .message_id
+            .unwrap()
+    }
+
     /// Runs the `ordersctl` binary against the emulator with the stack's names in its
     /// environment, as the runbooks do; asserts it succeeds and returns its JSON.
     pub fn ordersctl(&self, args: &[&str]) -> Value {
@@ -186,6 +235,7 @@ impl TestEnv {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("DLQ_URL", &self.dlq_url)
             .env("QUEUE_URL", &self.queue_url)
+            .env("STREAM_FAILURE_QUEUE_URL", &self.stream_failure_url)
             .env("TABLE_NAME", &self.table)
             .output()
             .unwrap();
