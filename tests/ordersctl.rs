@@ -13,27 +13,11 @@ use support::{TestEnv, stream_event};
 /// Places an order and forwards it, then moves its message to the DLQ, as if the
 /// consumer had failed it `maxReceiveCount` times (say, while the table was throttled).
 async fn dead_lettered_order(env: &TestEnv, user: &str) -> String {
-    assert_eq!(
-        env.api
-            .handle(ApiRequest::new(Method::Post, "/loadProducts"))
-            .await
-            .status,
-        200
-    );
-    let add = ApiRequest::new(Method::Post, format!("/cart/{user}"))
-        .json(r#"{"product_id":"webcam-1080","quantity":2}"#);
-    assert_eq!(env.api.handle(add).await.status, 201);
-    let placed = env
-        .api
-        .handle(
-            ApiRequest::new(Method::Post, "/order").json(json!({ "user_id": user }).to_string()),
-        )
-        .await;
-    let id = placed.json_body()["order_id"].as_str().unwrap().to_owned();
-    let records = env.stream_reader().next_records().await;
-    forward_orders(&env.queue, &stream_event(&records))
+    let (mut ids, new_orders) = placed_orders(env, &[user]).await;
+    forward_orders(&env.queue, &stream_event(&new_orders))
         .await
         .unwrap();
+    let id = ids.pop().unwrap();
     let message = env.receive(&env.queue_url, None).await.pop().unwrap();
     let mut send = env
         .sqs
@@ -58,13 +42,7 @@ async fn dead_lettered_order(env: &TestEnv, user: &str) -> String {
 async fn a_redriven_order_completes_and_unselected_messages_stay() {
     let env = TestEnv::new().await;
     let id = dead_lettered_order(&env, "ops-ann").await;
-    env.sqs
-        .send_message()
-        .queue_url(&env.dlq_url)
-        .message_body("{not json")
-        .send()
-        .await
-        .unwrap();
+    env.send_raw(&env.dlq_url, "{not json").await;
 
     let letters = ops::list_dead_letters(&env.sqs, &env.dlq_url, 10)
         .await
@@ -103,14 +81,7 @@ async fn a_redriven_order_completes_and_unselected_messages_stay() {
     assert_eq!(moved.moved, std::slice::from_ref(&order.message_id));
     assert_eq!(moved.skipped, std::slice::from_ref(&poison.message_id));
 
-    let back = env.receive(&env.queue_url, None).await;
-    assert_eq!(back.len(), 1);
-    let response = env
-        .completer
-        .complete_orders(&env.sqs_event(&back))
-        .await
-        .unwrap();
-    assert!(response.batch_item_failures.is_empty());
+    env.complete_queued(1).await;
     let journey = ops::journey(
         &aws_sdk_dynamodb::Client::new(&env.sdk),
         &env.table,
@@ -282,14 +253,7 @@ async fn every_command_the_runbooks_name_runs_as_written_and_the_orders_complete
     );
 
     // All three orders are on the queue and complete exactly once.
-    let back = env.receive(&env.queue_url, None).await;
-    assert_eq!(back.len(), 3);
-    let response = env
-        .completer
-        .complete_orders(&env.sqs_event(&back))
-        .await
-        .unwrap();
-    assert!(response.batch_item_failures.is_empty());
+    env.complete_queued(3).await;
     for id in [&first, &second, &third] {
         let journey = env.ordersctl(&["order", id]);
         assert_eq!(journey["history"][1][1], "PROCESSED", "{journey}");
@@ -355,13 +319,8 @@ async fn a_set_aside_stream_batch_is_listed_with_its_orders_which_resend_complet
     // Lambda gave up on the batch of both orders (the records between them, the
     // orders' lines and cart deletions, are in the range too and are not orders).
     let set_aside = env.set_aside(&new_orders).await;
-    env.sqs
-        .send_message()
-        .queue_url(&env.stream_failure_url)
-        .message_body("not an invocation record")
-        .send()
-        .await
-        .unwrap();
+    env.send_raw(&env.stream_failure_url, "not an invocation record")
+        .await;
 
     let listed = env.ordersctl(&["stream-failures", "list"]);
     let listed = listed.as_array().unwrap();
@@ -404,14 +363,7 @@ async fn a_set_aside_stream_batch_is_listed_with_its_orders_which_resend_complet
         resent,
         json!({ ids[0].clone(): "Sent", ids[1].clone(): "Sent" })
     );
-    let messages = env.receive(&env.queue_url, None).await;
-    assert_eq!(messages.len(), 2);
-    let response = env
-        .completer
-        .complete_orders(&env.sqs_event(&messages))
-        .await
-        .unwrap();
-    assert!(response.batch_item_failures.is_empty());
+    env.complete_queued(2).await;
     assert_eq!(
         env.ordersctl(&["resend", &ids[0]]),
         json!({ ids[0].clone(): "AlreadyProcessed" })

@@ -182,17 +182,10 @@ impl TestEnv {
     /// (Lambda-shaped, in stream order) to the stream failure queue, as Lambda does
     /// when the batch exhausts its retries. Returns the SQS message id.
     pub async fn set_aside(&self, records: &[Value]) -> String {
-        let shard = self
-            .streams
-            .describe_stream()
-            .stream_arn(&self.stream_arn)
-            .send()
+        let shard = shards(&self.streams, &self.stream_arn)
             .await
-            .unwrap()
-            .stream_description
-            .and_then(|d| d.shards)
-            .and_then(|s| s.into_iter().next())
-            .and_then(|s| s.shard_id)
+            .into_iter()
+            .next()
             .unwrap();
         let sequence = |r: &Value| r["dynamodb"]["SequenceNumber"].as_str().unwrap().to_owned();
         let record = json!({
@@ -247,6 +240,32 @@ impl TestEnv {
         serde_json::from_slice(&output.stdout).unwrap()
     }
 
+    /// Sends `body` as it is to a queue (a foreign or malformed message).
+    pub async fn send_raw(&self, queue_url: &str, body: &str) -> String {
+        self.sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap()
+            .message_id
+            .unwrap()
+    }
+
+    /// Receives the order queue's messages, expecting `expected` of them, and has
+    /// `update-cart-products` complete them all in one batch.
+    pub async fn complete_queued(&self, expected: usize) {
+        let messages = self.receive(&self.queue_url, None).await;
+        assert_eq!(messages.len(), expected);
+        let response = self
+            .completer
+            .complete_orders(&self.sqs_event(&messages))
+            .await
+            .unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+
     /// The Lambda SQS event for `messages`.
     pub fn sqs_event(&self, messages: &[aws_sdk_sqs::types::Message]) -> Box<RawValue> {
         let records: Vec<Value> = messages
@@ -265,6 +284,22 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// The ids of a stream's shards.
+async fn shards(client: &aws_sdk_dynamodbstreams::Client, stream_arn: &str) -> Vec<String> {
+    client
+        .describe_stream()
+        .stream_arn(stream_arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description
+        .and_then(|d| d.shards)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| s.shard_id)
+        .collect()
+}
+
 /// Reads a table's stream (one shard in the emulator) like an event source mapping.
 pub struct StreamReader {
     client: aws_sdk_dynamodbstreams::Client,
@@ -275,23 +310,13 @@ pub struct StreamReader {
 impl StreamReader {
     /// The records written since the last call, as Lambda's stream records.
     pub async fn next_records(&mut self) -> Vec<Value> {
-        let shards = self
-            .client
-            .describe_stream()
-            .stream_arn(&self.stream_arn)
-            .send()
-            .await
-            .unwrap()
-            .stream_description
-            .and_then(|d| d.shards)
-            .unwrap_or_default();
         let mut records = Vec::new();
-        for shard in shards {
+        for shard in shards(&self.client, &self.stream_arn).await {
             let request = self
                 .client
                 .get_shard_iterator()
                 .stream_arn(&self.stream_arn)
-                .shard_id(shard.shard_id.unwrap());
+                .shard_id(shard);
             let request = match &self.after {
                 Some(sequence) => request
                     .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
