@@ -485,15 +485,58 @@ pub async fn list_stream_failures(
     Ok(failures)
 }
 
-/// Reads the batch's range back from the stream: its shard, or every shard when the
-/// shard is gone from the stream's description. Keeps the new orders.
+/// Reads the batch's range back from the stream and keeps the new orders, each with
+/// its status now.
 async fn orders_in_range(
     streams: &aws_sdk_dynamodbstreams::Client,
     store: &crate::store::Store,
     batch: &StreamBatch,
 ) -> Result<Vec<StreamedOrder>, String> {
+    use aws_sdk_dynamodbstreams::types::AttributeValue as StreamValue;
+
+    let mut orders = Vec::new();
+    for record in records_in_range(streams, batch).await? {
+        let Some(change) = record.dynamodb else {
+            continue;
+        };
+        let image = change.new_image.unwrap_or_default();
+        let text = |name: &str| match image.get(name) {
+            Some(StreamValue::S(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let is_new_order = record.event_name.as_ref().map(|n| n.as_str()) == Some("INSERT")
+            && text(keys::ENTITY).as_deref() == Some("ORDER");
+        let Some(order_id) = text("order_id").filter(|_| is_new_order) else {
+            continue;
+        };
+        let status_now = match OrderId::parse(&order_id) {
+            Err(e) => format!("unreadable: {e}"),
+            Ok(id) => match store.get_order(&id).await {
+                Ok(Some(order)) => order.order_status.as_str().to_owned(),
+                Ok(None) => "MISSING".to_owned(),
+                Err(e) => format!("unreadable: {e}"),
+            },
+        };
+        orders.push(StreamedOrder {
+            sequence_number: change.sequence_number.unwrap_or_default(),
+            order_id,
+            status_now,
+        });
+    }
+    Ok(orders)
+}
+
+/// Empty pages in a row after which an open shard is taken to hold nothing more:
+/// DynamoDB Streams may answer empty pages before a shard's later records.
+const EMPTY_PAGES_AT_THE_END: u32 = 10;
+
+/// The stream records from the batch's start to its end sequence number: from its shard,
+/// or from every shard when the stream no longer lists that shard.
+async fn records_in_range(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    batch: &StreamBatch,
+) -> Result<Vec<aws_sdk_dynamodbstreams::types::Record>, String> {
     use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
-    use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIteratorType};
     use std::cmp::Ordering;
 
     let shards: Vec<String> = streams
@@ -513,20 +556,11 @@ async fn orders_in_range(
     } else {
         shards
     };
-    let mut orders = Vec::new();
+    let mut in_range = Vec::new();
     for shard in shards {
-        let mut iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&batch.stream_arn)
-            .shard_id(&shard)
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .map_err(|e| format!("reading shard {shard}: {}", DisplayErrorContext(&e)))?
-            .shard_iterator;
-        // Pages until the range is passed, the shard ends, or an open shard has no more.
-        let mut pages = 0;
-        while let Some(current) = iterator.take() {
+        let mut iterator = shard_iterator(streams, batch, &shard).await?;
+        let (mut pages, mut empty_in_a_row) = (0, 0);
+        'pages: while let Some(current) = iterator.take() {
             pages += 1;
             if pages > 10_000 {
                 return Err(format!("shard {shard}: gave up after {pages} pages"));
@@ -538,50 +572,66 @@ async fn orders_in_range(
                 .await
                 .map_err(|e| format!("reading shard {shard}: {}", DisplayErrorContext(&e)))?;
             let records = page.records.unwrap_or_default();
-            let mut past_end = false;
-            for record in &records {
-                let Some(change) = &record.dynamodb else {
-                    continue;
-                };
-                let sequence = change.sequence_number.clone().unwrap_or_default();
-                if sequence_order(&sequence, &batch.start_sequence_number) == Ordering::Less {
-                    continue;
-                }
-                if sequence_order(&sequence, &batch.end_sequence_number) == Ordering::Greater {
-                    past_end = true;
-                    break;
-                }
-                let image = change.new_image.clone().unwrap_or_default();
-                let text = |name: &str| match image.get(name) {
-                    Some(StreamValue::S(v)) => Some(v.clone()),
-                    _ => None,
-                };
-                let is_new_order = record.event_name.as_ref().map(|n| n.as_str()) == Some("INSERT")
-                    && text(keys::ENTITY).as_deref() == Some("ORDER");
-                let Some(order_id) = text("order_id").filter(|_| is_new_order) else {
-                    continue;
-                };
-                let status_now = match OrderId::parse(&order_id) {
-                    Err(e) => format!("unreadable: {e}"),
-                    Ok(id) => match store.get_order(&id).await {
-                        Ok(Some(order)) => order.order_status.as_str().to_owned(),
-                        Ok(None) => "MISSING".to_owned(),
-                        Err(e) => format!("unreadable: {e}"),
-                    },
-                };
-                orders.push(StreamedOrder {
-                    sequence_number: sequence,
-                    order_id,
-                    status_now,
-                });
-            }
-            if past_end || records.is_empty() {
+            empty_in_a_row = if records.is_empty() {
+                empty_in_a_row + 1
+            } else {
+                0
+            };
+            if empty_in_a_row >= EMPTY_PAGES_AT_THE_END {
                 break;
+            }
+            for record in records {
+                let sequence = record
+                    .dynamodb
+                    .as_ref()
+                    .and_then(|c| c.sequence_number.as_deref())
+                    .unwrap_or_default();
+                if sequence_order(sequence, &batch.end_sequence_number) == Ordering::Greater {
+                    break 'pages;
+                }
+                if sequence_order(sequence, &batch.start_sequence_number) != Ordering::Less {
+                    in_range.push(record);
+                }
             }
             iterator = page.next_shard_iterator;
         }
     }
-    Ok(orders)
+    Ok(in_range)
+}
+
+/// An iterator at the batch's first record on its own shard; on any other shard, or
+/// when that record cannot be reached (trimmed), at the shard's start. The range check
+/// skips what comes before the batch.
+async fn shard_iterator(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    batch: &StreamBatch,
+    shard: &str,
+) -> Result<Option<String>, String> {
+    use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
+    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+
+    let request = || {
+        streams
+            .get_shard_iterator()
+            .stream_arn(&batch.stream_arn)
+            .shard_id(shard)
+    };
+    if shard == batch.shard_id {
+        let at_start = request()
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .sequence_number(&batch.start_sequence_number)
+            .send()
+            .await;
+        if let Ok(output) = at_start {
+            return Ok(output.shard_iterator);
+        }
+    }
+    request()
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .map(|output| output.shard_iterator)
+        .map_err(|e| format!("reading shard {shard}: {}", DisplayErrorContext(&e)))
 }
 
 /// Deletes handled records from the on-failure queue by message id; the others stay.
