@@ -449,6 +449,22 @@ async fn a_stream_record_that_keeps_failing_goes_to_the_on_failure_destination_a
         retries + 1
     );
     assert_eq!(record["DDBStreamBatchInfo"]["batchSize"], 1);
+    // The shard the record came from, as Lambda names it.
+    let shards = aws_sdk_dynamodbstreams::Client::new(stack.sdk())
+        .describe_stream()
+        .stream_arn(record["DDBStreamBatchInfo"]["streamArn"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .stream_description
+        .and_then(|d| d.shards)
+        .unwrap_or_default();
+    assert!(
+        shards
+            .iter()
+            .any(|s| s.shard_id.as_deref() == record["DDBStreamBatchInfo"]["shardId"].as_str()),
+        "{record}"
+    );
     let stream_stats = &stack.sources().streams["ProcessCartProductsFunction"];
     assert_eq!(FunctionStats::get(&stream_stats.records_set_aside), 1);
     stack.stop().await;

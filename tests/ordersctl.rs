@@ -173,7 +173,7 @@ async fn every_command_the_runbooks_name_runs_as_written_and_the_orders_complete
     // A third order whose stream batch Lambda set aside.
     let (placed, new_orders) = placed_orders(&env, &["runbook-3"]).await;
     let third = placed[0].clone();
-    let set_aside = env.set_aside(&new_orders).await;
+    let set_aside = env.set_aside(&new_orders, None).await;
 
     let commands = runbook_commands();
     // Read-only commands first, then the fixes, the selective redrive before `--all`.
@@ -318,36 +318,42 @@ async fn a_set_aside_stream_batch_is_listed_with_its_orders_which_resend_complet
     assert_eq!(new_orders.len(), 2);
     // Lambda gave up on the batch of both orders (the records between them, the
     // orders' lines and cart deletions, are in the range too and are not orders).
-    let set_aside = env.set_aside(&new_orders).await;
+    let set_aside = env.set_aside(&new_orders, None).await;
+    // The same range on a shard the stream no longer lists: every shard is read.
+    let on_gone_shard = env
+        .set_aside(&new_orders, Some("shardId-00000000000000000000-gone"))
+        .await;
     env.send_raw(&env.stream_failure_url, "not an invocation record")
         .await;
 
     let listed = env.ordersctl(&["stream-failures", "list"]);
     let listed = listed.as_array().unwrap();
-    assert_eq!(listed.len(), 2);
-    let entry = listed
-        .iter()
-        .find(|f| f["message_id"] == set_aside.as_str())
-        .unwrap();
-    assert_eq!(entry["condition"], "RetryAttemptsExhausted");
-    assert_eq!(entry["function_error"], "Unhandled");
-    let orders = entry["orders"]["Ok"].as_array().unwrap();
-    let found: Vec<(&str, &str)> = orders
-        .iter()
-        .map(|o| {
-            (
-                o["order_id"].as_str().unwrap(),
-                o["status_now"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        found,
-        [(ids[0].as_str(), "ORDERED"), (ids[1].as_str(), "ORDERED")]
-    );
+    assert_eq!(listed.len(), 3);
+    for message_id in [&set_aside, &on_gone_shard] {
+        let entry = listed
+            .iter()
+            .find(|f| f["message_id"] == message_id.as_str())
+            .unwrap();
+        assert_eq!(entry["condition"], "RetryAttemptsExhausted");
+        assert_eq!(entry["function_error"], "Unhandled");
+        let orders = entry["orders"]["Ok"].as_array().unwrap();
+        let found: Vec<(&str, &str)> = orders
+            .iter()
+            .map(|o| {
+                (
+                    o["order_id"].as_str().unwrap(),
+                    o["status_now"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [(ids[0].as_str(), "ORDERED"), (ids[1].as_str(), "ORDERED")]
+        );
+    }
     let other = listed
         .iter()
-        .find(|f| f["message_id"] != set_aside.as_str())
+        .find(|f| f["batch"].get("Err").is_some())
         .unwrap();
     assert!(
         other["batch"]["Err"]
@@ -383,8 +389,17 @@ async fn a_set_aside_stream_batch_is_listed_with_its_orders_which_resend_complet
             .all(|o| o["status_now"] == "PROCESSED"),
         "{entry}"
     );
-    let cleared = env.ordersctl(&["stream-failures", "clear", &set_aside]);
-    assert_eq!(cleared["moved"], json!([set_aside]));
+    let cleared = env.ordersctl(&["stream-failures", "clear", &set_aside, &on_gone_shard]);
+    let mut moved: Vec<&str> = cleared["moved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    moved.sort_unstable();
+    let mut expected = [set_aside.as_str(), on_gone_shard.as_str()];
+    expected.sort_unstable();
+    assert_eq!(moved, expected);
     assert_eq!(cleared["skipped"].as_array().unwrap().len(), 1);
     let left = env.ordersctl(&["stream-failures", "list"]);
     assert_eq!(

@@ -1,7 +1,8 @@
 //! A DynamoDB-stream event source mapping, run locally.
 //!
 //! Like Lambda's: it reads every shard from the start, drops records that match none
-//! of the filters, fills batches up to `BatchSize` or until the batching window closes,
+//! of the filters, fills batches (one shard each) up to `BatchSize` or until the
+//! batching window closes,
 //! and invokes the function with the exact event JSON Lambda delivers. A shard waits
 //! while its batch is retried.
 //!
@@ -78,8 +79,15 @@ pub async fn run(
     let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let mut iterators: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let mut buffer: Vec<Value> = Vec::new();
-    let mut first_buffered: Option<Instant> = None;
+    // One buffer per shard, as Lambda never mixes shards in a batch; with the time its
+    // first record arrived.
+    let mut buffers: BTreeMap<String, (Vec<Value>, Instant)> = BTreeMap::new();
+    let mapping = Mapping {
+        config: &config,
+        function: &function,
+        sqs: &sqs,
+        stats: &stats,
+    };
     loop {
         if *shutdown.borrow() {
             return;
@@ -89,27 +97,30 @@ pub async fn run(
             Ok(records) => {
                 read = records.len();
                 stats.records_read.fetch_add(read as u64, Ordering::Relaxed);
-                for record in records {
+                for (shard, record) in records {
                     let event = lambda_stream_record(&record, &config.stream_arn, &config.region);
                     if config.filters.is_empty() || config.filters.iter().any(|f| f.matches(&event))
                     {
                         stats.records_matched.fetch_add(1, Ordering::Relaxed);
-                        buffer.push(event);
-                        first_buffered.get_or_insert_with(Instant::now);
+                        buffers
+                            .entry(shard)
+                            .or_insert_with(|| (Vec::new(), Instant::now()))
+                            .0
+                            .push(event);
                     }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reading the stream failed; retrying"),
         }
-        let window_closed = first_buffered.is_some_and(|t| t.elapsed() >= config.batching_window);
-        while buffer.len() >= config.batch_size || (window_closed && !buffer.is_empty()) {
-            let take = buffer.len().min(config.batch_size);
-            let batch: Vec<Value> = buffer.drain(..take).collect();
-            deliver(&config, &function, &sqs, &stats, batch, &mut shutdown).await;
+        for (shard, (buffer, since)) in &mut buffers {
+            let window_closed = since.elapsed() >= config.batching_window;
+            while buffer.len() >= config.batch_size || (window_closed && !buffer.is_empty()) {
+                let take = buffer.len().min(config.batch_size);
+                let batch: Vec<Value> = buffer.drain(..take).collect();
+                deliver(&mapping, shard, batch, &mut shutdown).await;
+            }
         }
-        if buffer.is_empty() {
-            first_buffered = None;
-        }
+        buffers.retain(|_, (buffer, _)| !buffer.is_empty());
         if read == 0 {
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -119,11 +130,19 @@ pub async fn run(
     }
 }
 
+/// What delivering a shard's batches needs.
+struct Mapping<'a> {
+    config: &'a StreamSourceConfig,
+    function: &'a Function,
+    sqs: &'a aws_sdk_sqs::Client,
+    stats: &'a StreamSourceStats,
+}
+
 async fn poll(
     client: &aws_sdk_dynamodbstreams::Client,
     config: &StreamSourceConfig,
     iterators: &mut BTreeMap<String, Option<String>>,
-) -> Result<Vec<Record>, String> {
+) -> Result<Vec<(String, Record)>, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let shards = client
         .describe_stream()
@@ -161,7 +180,13 @@ async fn poll(
             .send()
             .await
             .map_err(|e| err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
-        records.extend(output.records.unwrap_or_default());
+        records.extend(
+            output
+                .records
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| (shard_id.clone(), r)),
+        );
         iterators.insert(shard_id, output.next_shard_iterator);
     }
     Ok(records)
@@ -209,13 +234,17 @@ fn verdict(config: &StreamSourceConfig, batch: &[Value], outcome: &Outcome) -> V
 }
 
 async fn deliver(
-    config: &StreamSourceConfig,
-    function: &Function,
-    sqs: &aws_sdk_sqs::Client,
-    stats: &StreamSourceStats,
+    mapping: &Mapping<'_>,
+    shard: &str,
     batch: Vec<Value>,
     shutdown: &mut watch::Receiver<bool>,
 ) {
+    let Mapping {
+        config,
+        function,
+        stats,
+        ..
+    } = *mapping;
     // Work items: a slice of records and how many times it has been retried.
     let mut work: VecDeque<(Vec<Value>, u32)> = VecDeque::from([(batch, 0)]);
     while let Some((records, retries)) = work.pop_front() {
@@ -243,16 +272,7 @@ async fn deliver(
                 rest.drain(..index);
                 if retries >= config.maximum_retry_attempts {
                     let after = rest.split_off(1);
-                    set_aside(
-                        config,
-                        sqs,
-                        stats,
-                        function,
-                        &rest,
-                        retries + 1,
-                        "RetryAttemptsExhausted",
-                    )
-                    .await;
+                    set_aside(mapping, shard, &rest, retries + 1, "RetryAttemptsExhausted").await;
                     if !after.is_empty() {
                         work.push_front((after, 0));
                     }
@@ -264,10 +284,8 @@ async fn deliver(
                 tracing::warn!(function = %function.name(), %reason, records = records.len(), "stream batch failed");
                 if retries >= config.maximum_retry_attempts {
                     set_aside(
-                        config,
-                        sqs,
-                        stats,
-                        function,
+                        mapping,
+                        shard,
                         &records,
                         retries + 1,
                         "RetryAttemptsExhausted",
@@ -288,14 +306,18 @@ async fn deliver(
 
 /// Reports records to the on-failure destination in Lambda's invocation-record shape.
 async fn set_aside(
-    config: &StreamSourceConfig,
-    sqs: &aws_sdk_sqs::Client,
-    stats: &StreamSourceStats,
-    function: &Function,
+    mapping: &Mapping<'_>,
+    shard: &str,
     records: &[Value],
     attempts: u32,
     condition: &str,
 ) {
+    let Mapping {
+        config,
+        function,
+        sqs,
+        stats,
+    } = *mapping;
     stats
         .records_set_aside
         .fetch_add(records.len() as u64, Ordering::Relaxed);
@@ -315,7 +337,7 @@ async fn set_aside(
         "version": "1.0",
         "timestamp": crate::now_rfc3339(),
         "DDBStreamBatchInfo": {
-            "shardId": "local",
+            "shardId": shard,
             "startSequenceNumber": sequence(records.first()),
             "endSequenceNumber": sequence(records.last()),
             "batchSize": records.len(),

@@ -180,13 +180,17 @@ impl TestEnv {
 
     /// Sends Lambda's on-failure invocation record for a stream batch of `records`
     /// (Lambda-shaped, in stream order) to the stream failure queue, as Lambda does
-    /// when the batch exhausts its retries. Returns the SQS message id.
-    pub async fn set_aside(&self, records: &[Value]) -> String {
-        let shard = shards(&self.streams, &self.stream_arn)
-            .await
-            .into_iter()
-            .next()
-            .unwrap();
+    /// when the batch exhausts its retries. `shard` overrides the shard id (one the
+    /// stream no longer lists, say). Returns the SQS message id.
+    pub async fn set_aside(&self, records: &[Value], shard: Option<&str>) -> String {
+        let shard = match shard {
+            Some(shard) => shard.to_owned(),
+            None => shards(&self.streams, &self.stream_arn)
+                .await
+                .into_iter()
+                .next()
+                .unwrap(),
+        };
         let sequence = |r: &Value| r["dynamodb"]["SequenceNumber"].as_str().unwrap().to_owned();
         let record = json!({
             "requestContext": {
