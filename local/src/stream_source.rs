@@ -2,9 +2,8 @@
 //!
 //! Like Lambda's: it reads every shard from the start, drops records that match none
 //! of the filters, fills batches (one shard each) up to `BatchSize` or until the
-//! batching window closes,
-//! and invokes the function with the exact event JSON Lambda delivers. A shard waits
-//! while its batch is retried.
+//! batching window closes, and invokes the function with the exact event JSON Lambda
+//! delivers. A shard waits while its batch is retried.
 //!
 //! - A partial-batch response rewinds to the reported record: the records before it are
 //!   done, the retry starts at it.
