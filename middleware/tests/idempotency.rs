@@ -67,6 +67,20 @@ async fn counted(counter: &AtomicU32, result: u32) -> Result<u32, String> {
     Ok(result)
 }
 
+/// Runs `key` with work that counts its calls and returns `result`.
+async fn run_counted(
+    idempotency: &Idempotency,
+    key: &str,
+    validation: Option<&str>,
+    counter: &AtomicU32,
+    result: u32,
+) -> Outcome<u32> {
+    idempotency
+        .run(key, validation, || counted(counter, result))
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_duplicates_execute_once() {
     let (idempotency, _, _) = store(|_| {}).await;
@@ -75,12 +89,9 @@ async fn concurrent_duplicates_execute_once() {
     let runs: Vec<_> = (0..5)
         .map(|_| {
             let (idempotency, counter) = (Arc::clone(&idempotency), Arc::clone(&counter));
-            tokio::spawn(async move {
-                idempotency
-                    .run("order-1", None, || counted(&counter, 7))
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(
+                async move { run_counted(&idempotency, "order-1", None, &counter, 7).await },
+            )
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -101,10 +112,7 @@ async fn concurrent_duplicates_execute_once() {
     )));
     // Once completed, a repeat replays.
     assert_eq!(
-        idempotency
-            .run("order-1", None, || counted(&counter, 8))
-            .await
-            .unwrap(),
+        run_counted(&idempotency, "order-1", None, &counter, 8).await,
         Outcome::Replayed(7)
     );
     assert_eq!(counter.load(Ordering::SeqCst), 1);
@@ -115,25 +123,16 @@ async fn an_expired_record_runs_again() {
     let (idempotency, _, _) = store(|c| c.expires_after = Duration::from_secs(1)).await;
     let counter = AtomicU32::new(0);
     assert_eq!(
-        idempotency
-            .run("k", None, || counted(&counter, 1))
-            .await
-            .unwrap(),
+        run_counted(&idempotency, "k", None, &counter, 1).await,
         Outcome::Executed(1)
     );
     assert_eq!(
-        idempotency
-            .run("k", None, || counted(&counter, 2))
-            .await
-            .unwrap(),
+        run_counted(&idempotency, "k", None, &counter, 2).await,
         Outcome::Replayed(1)
     );
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert_eq!(
-        idempotency
-            .run("k", None, || counted(&counter, 3))
-            .await
-            .unwrap(),
+        run_counted(&idempotency, "k", None, &counter, 3).await,
         Outcome::Executed(3)
     );
 }
@@ -169,17 +168,11 @@ async fn a_lease_past_its_deadline_is_taken_over_and_a_live_one_is_in_flight() {
     }
     let counter = AtomicU32::new(0);
     assert_eq!(
-        idempotency
-            .run("dead", None, || counted(&counter, 1))
-            .await
-            .unwrap(),
+        run_counted(&idempotency, "dead", None, &counter, 1).await,
         Outcome::Executed(1)
     );
     assert_eq!(
-        idempotency
-            .run("alive", None, || counted(&counter, 2))
-            .await
-            .unwrap(),
+        run_counted(&idempotency, "alive", None, &counter, 2).await,
         Outcome::InFlight {
             lease_expires_ms: now_ms + 60_000
         }
@@ -196,10 +189,7 @@ async fn a_different_payload_is_refused_on_every_path() {
         payload_hash(b"{\"lines\":2}"),
     );
     assert_eq!(
-        idempotency
-            .run("k", Some(&a), || counted(&counter, 1))
-            .await
-            .unwrap(),
+        run_counted(&idempotency, "k", Some(&a), &counter, 1).await,
         Outcome::Executed(1)
     );
     // The local cache answers now: it must validate too.
@@ -210,19 +200,13 @@ async fn a_different_payload_is_refused_on_every_path() {
         Err(IdempotencyError::PayloadMismatch { .. })
     ));
     assert_eq!(
-        idempotency
-            .run("k", Some(&a), || counted(&counter, 3))
-            .await
-            .unwrap(),
+        run_counted(&idempotency, "k", Some(&a), &counter, 3).await,
         Outcome::Replayed(1)
     );
     // And without the cache, from the store.
     let (uncached, _, _) = store(|_| {}).await;
     assert_eq!(
-        uncached
-            .run("k", Some(&a), || counted(&counter, 4))
-            .await
-            .unwrap(),
+        run_counted(&uncached, "k", Some(&a), &counter, 4).await,
         Outcome::Executed(4)
     );
     assert!(matches!(
@@ -357,17 +341,11 @@ async fn disabled_runs_every_time() {
     let (idempotency, _, _) = store(|c| c.disabled = true).await;
     let counter = AtomicU32::new(0);
     assert_eq!(
-        idempotency
-            .run("k", None, || counted(&counter, 1))
-            .await
-            .unwrap(),
+        run_counted(&idempotency, "k", None, &counter, 1).await,
         Outcome::Executed(1)
     );
     assert_eq!(
-        idempotency
-            .run("k", None, || counted(&counter, 2))
-            .await
-            .unwrap(),
+        run_counted(&idempotency, "k", None, &counter, 2).await,
         Outcome::Executed(2)
     );
 }
