@@ -1,5 +1,11 @@
 //! Starts and stops `moto_server`, the local AWS emulator.
 //!
+//! moto runs through `moto_serve.py` (embedded here), which fixes two defects of
+//! moto's DynamoDB transactions under concurrent clients before starting moto's own
+//! server: a cancelled transaction detached the table's stream from every open
+//! iterator and dropped writes made while it ran. The file's docstring has the
+//! details; `local/tests/emulator.rs` reproduces both.
+//!
 //! moto is a direct child: dropping [`Moto`] kills it and waits for it. A small
 //! watchdog shell covers the other endings (a panic that aborts, `kill -9`): it waits
 //! on a pipe from this process and stops moto when the pipe closes, so no emulator
@@ -49,6 +55,29 @@ pub fn locate(workspace: &Path) -> Result<PathBuf, MotoError> {
     }
 }
 
+/// The launcher: patches moto, then runs its server with our arguments.
+const SERVE: &str = include_str!("moto_serve.py");
+
+/// The Python that has moto installed: the one beside `moto_server` in its virtual
+/// environment, else the interpreter its `#!` line names.
+fn interpreter(moto_server: &Path) -> PathBuf {
+    for name in ["python3", "python"] {
+        let candidate = moto_server.with_file_name(name);
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    std::fs::read_to_string(moto_server)
+        .ok()
+        .and_then(|text| {
+            let first = text.lines().next()?.strip_prefix("#!")?.trim().to_owned();
+            // `#!/usr/bin/env python3` names the program after env.
+            let program = first.split_whitespace().last()?.to_owned();
+            Some(PathBuf::from(program))
+        })
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
 /// A running emulator.
 #[derive(Debug)]
 pub struct Moto {
@@ -68,7 +97,9 @@ impl Moto {
             .local_addr()?
             .port();
         let output = std::fs::File::create(log)?;
-        let server = Command::new(binary)
+        let server = Command::new(interpreter(binary))
+            .arg("-c")
+            .arg(SERVE)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(output.try_clone()?)

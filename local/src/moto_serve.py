@@ -1,0 +1,146 @@
+"""moto_server with the two fixes the local stack depends on.
+
+`local/src/moto.rs` runs this with the Python of moto's virtual environment
+(`python -c <this text> -H 127.0.0.1 -p PORT`); it patches moto in this process, then
+starts moto's own server with the same arguments.
+
+Why: moto (5.2.1 pinned, unchanged up to 5.2.5) runs TransactWriteItems by deep-copying
+every table the transaction touches and, when the transaction is cancelled, putting
+the copy in the table's place. On a server used by several clients at once, that:
+
+1. detaches the table's stream. The copy has its own stream shard; every shard
+   iterator handed out before keeps reading the old shard, which never receives
+   another record. One cancelled transaction (a duplicate order request, a message
+   redelivered for a processed order) and the local stream source stops forwarding
+   orders, silently: this was the stall of 200 users at 16 clients.
+2. loses acknowledged writes. A PutItem that lands while a transaction runs is
+   dropped by the rollback (measured: 72 of 300 acknowledged puts lost while another
+   client's transactions were cancelled).
+3. costs a copy of the whole table per transaction, so the stack slows as it fills.
+
+The fixes:
+
+- One lock around every DynamoDB and DynamoDB Streams request, so a transaction is
+  atomic with respect to every other call, as DynamoDB's are. (moto runs under
+  Python's global lock anyway, so this costs no parallelism.) It also makes a stream
+  record's sequence number unique: moto numbers a record by the shard's length
+  before appending it.
+- TransactWriteItems without the table copy: the items the transaction names are
+  saved before it runs and put back in place if it is cancelled, and the stream
+  records it added are removed. Tables and shards keep their identity, so every
+  iterator stays attached.
+
+`local/tests/emulator.rs` reproduces each defect; it fails against plain moto.
+"""
+
+import copy
+import sys
+import threading
+
+import moto
+import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.server import main
+
+# The moto versions whose internals these patches were written against and tested on.
+TESTED = ("5.2.",)
+if not moto.__version__.startswith(TESTED):
+    sys.exit(
+        f"local: moto {moto.__version__} is not a version the local stack's fixes "
+        f"were tested with ({', '.join(TESTED)}x); install requirements.txt"
+    )
+
+DYNAMODB = threading.RLock()
+
+
+def serialised(call_action):
+    def locked(self):
+        with DYNAMODB:
+            return call_action(self)
+
+    return locked
+
+
+DynamoHandler.call_action = serialised(DynamoHandler.call_action)
+DynamoDBStreamsHandler.call_action = serialised(DynamoDBStreamsHandler.call_action)
+
+
+class TablesStayInPlace:
+    """Stands in for the `copy` module inside moto.dynamodb.models during a
+    transaction: a Table "copies" as itself (so moto's rollback puts the same object
+    back), everything else is copied as usual."""
+
+    @staticmethod
+    def deepcopy(value, memo=None):
+        if isinstance(value, Table):
+            return value
+        return copy.deepcopy(value, memo)
+
+    def __getattr__(self, name):
+        return getattr(copy, name)
+
+
+def touched(backend, transact_items):
+    """(table, hash key, range key, a copy of the item or None) for each item the
+    transaction names, and each touched stream shard with its length."""
+    items, shards = [], {}
+    for entry in transact_items:
+        try:
+            _, operation = next(iter(entry.items()))
+            table = backend.tables.get(operation.get("TableName"))
+            if table is None:
+                continue
+            attributes = operation.get("Item") or operation.get("Key") or {}
+            hash_key = DynamoType(attributes[table.hash_key_attr])
+            range_key = None
+            if table.range_key_attr is not None:
+                range_key = DynamoType(attributes[table.range_key_attr])
+            item = table.get_item(hash_key, range_key)
+        except Exception:  # noqa: BLE001 - a malformed entry fails moto's own validation
+            continue
+        items.append((table, hash_key, range_key, copy.deepcopy(item)))
+        if table.stream_shard is not None:
+            shards[id(table.stream_shard)] = (table.stream_shard, len(table.stream_shard.items))
+    return items, list(shards.values())
+
+
+def put_back(items, shards):
+    for table, hash_key, range_key, item in reversed(items):
+        if range_key is None:
+            if item is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = item
+        elif item is None:
+            table.items[hash_key].pop(range_key, None)
+        else:
+            table.items[hash_key][range_key] = item
+    for shard, length in shards:
+        del shard.items[length:]
+
+
+transact_write_items = DynamoDBBackend.transact_write_items
+
+
+def transact_in_place(self, transact_items):
+    with DYNAMODB:
+        items, shards = touched(self, transact_items)
+        dynamodb_models.copy = TablesStayInPlace()
+        try:
+            return transact_write_items(self, transact_items)
+        except Exception:
+            put_back(items, shards)
+            raise
+        finally:
+            dynamodb_models.copy = copy
+
+
+DynamoDBBackend.transact_write_items = transact_in_place
+
+if __name__ == "__main__":
+    sys.argv[0] = "moto_server"
+    sys.exit(main(sys.argv[1:]))

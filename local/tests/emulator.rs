@@ -1,0 +1,376 @@
+//! The emulator the local stack runs keeps DynamoDB's transaction guarantees under
+//! concurrent clients. Each test here failed against plain moto 5.2 (see
+//! `local/src/moto_serve.py`): a cancelled transaction detached the stream from open
+//! iterators (the pipeline stall), and dropped writes other clients made meanwhile.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TransactWriteItem,
+};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use local::moto::Moto;
+
+fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        let log = std::env::temp_dir().join(format!("moto-emulator-{}.log", std::process::id()));
+        Moto::start(&local::moto::locate(workspace).unwrap(), &log).unwrap()
+    })
+}
+
+struct Table {
+    dynamodb: aws_sdk_dynamodb::Client,
+    streams: aws_sdk_dynamodbstreams::Client,
+    name: String,
+    stream_arn: String,
+}
+
+/// A table keyed by `PK` and `SK`, with a stream of new images.
+async fn table() -> Table {
+    let sdk = local::resources::emulator_sdk_config(moto().endpoint(), "eu-west-1").await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let name = format!("t{}", uuid::Uuid::new_v4().simple());
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let created = dynamodb
+        .create_table()
+        .table_name(&name)
+        .key_schema(key("PK", KeyType::Hash))
+        .key_schema(key("SK", KeyType::Range))
+        .attribute_definitions(attribute("PK"))
+        .attribute_definitions(attribute("SK"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    Table {
+        streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
+        stream_arn: created
+            .table_description
+            .unwrap()
+            .latest_stream_arn
+            .unwrap(),
+        dynamodb,
+        name,
+    }
+}
+
+fn item(pk: &str, extra: &[(&str, &str)]) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        ("PK".to_owned(), AttributeValue::S(pk.to_owned())),
+        ("SK".to_owned(), AttributeValue::S("ITEM".to_owned())),
+    ]);
+    for (name, value) in extra {
+        item.insert((*name).to_owned(), AttributeValue::S((*value).to_owned()));
+    }
+    item
+}
+
+fn put_if_absent(table: &str, pk: &str) -> TransactWriteItem {
+    TransactWriteItem::builder()
+        .put(
+            Put::builder()
+                .table_name(table)
+                .set_item(Some(item(pk, &[("writer", "transaction")])))
+                .condition_expression("attribute_not_exists(PK)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+impl Table {
+    async fn put(&self, pk: &str) {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item(pk, &[("writer", "put")])))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn seed(&self, count: usize) {
+        let padding = "x".repeat(200);
+        for chunk in (0..count).collect::<Vec<_>>().chunks(25) {
+            let writes = chunk
+                .iter()
+                .map(|i| {
+                    let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                        .set_item(Some(item(&format!("seed{i}"), &[("padding", &padding)])))
+                        .build()
+                        .unwrap();
+                    aws_sdk_dynamodb::types::WriteRequest::builder()
+                        .put_request(put)
+                        .build()
+                })
+                .collect();
+            self.dynamodb
+                .batch_write_item()
+                .request_items(&self.name, writes)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn exists(&self, pk: &str) -> bool {
+        let key = item(pk, &[]);
+        self.dynamodb
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .is_some()
+    }
+
+    async fn iterator(&self, kind: ShardIteratorType) -> String {
+        let shard = self
+            .streams
+            .describe_stream()
+            .stream_arn(&self.stream_arn)
+            .send()
+            .await
+            .unwrap()
+            .stream_description
+            .unwrap()
+            .shards
+            .unwrap()
+            .remove(0)
+            .shard_id
+            .unwrap();
+        self.streams
+            .get_shard_iterator()
+            .stream_arn(&self.stream_arn)
+            .shard_id(shard)
+            .shard_iterator_type(kind)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator
+            .unwrap()
+    }
+
+    /// The partition keys of the records the iterator yields, and the next iterator.
+    async fn read(&self, iterator: String) -> (Vec<String>, String) {
+        let output = self
+            .streams
+            .get_records()
+            .shard_iterator(iterator)
+            .send()
+            .await
+            .unwrap();
+        let keys = output
+            .records
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| match r.dynamodb?.keys?.remove("PK")? {
+                aws_sdk_dynamodbstreams::types::AttributeValue::S(pk) => Some(pk),
+                _ => None,
+            })
+            .collect();
+        (keys, output.next_shard_iterator.unwrap())
+    }
+
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>
+    {
+        self.dynamodb
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(aws_sdk_dynamodb::error::SdkError::into_service_error)
+    }
+}
+
+#[tokio::test]
+async fn an_open_stream_iterator_keeps_reading_after_a_cancelled_transaction() {
+    let table = table().await;
+    let iterator = table.iterator(ShardIteratorType::TrimHorizon).await;
+    table.put("before").await;
+    let (read, iterator) = table.read(iterator).await;
+    assert_eq!(read, ["before"]);
+
+    let cancelled = table
+        .transact(vec![put_if_absent(&table.name, "before")])
+        .await;
+    assert!(
+        cancelled
+            .as_ref()
+            .is_err_and(|e| e.is_transaction_canceled_exception()),
+        "{cancelled:?}"
+    );
+
+    table.put("after").await;
+    let (read, _) = table.read(iterator).await;
+    assert_eq!(
+        read,
+        ["after"],
+        "the iterator held across a cancelled transaction must see the next record"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_transaction_applies_nothing_and_names_the_existing_item() {
+    let table = table().await;
+    table.put("taken").await;
+    let iterator = table.iterator(ShardIteratorType::Latest).await;
+
+    // The first put would succeed on its own; the second cancels the transaction.
+    let error = table
+        .transact(vec![
+            put_if_absent(&table.name, "fresh"),
+            put_if_absent(&table.name, "taken"),
+        ])
+        .await
+        .unwrap_err();
+    let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancelled) = error else {
+        panic!("expected a cancelled transaction, got {error:?}");
+    };
+    let reasons = cancelled.cancellation_reasons();
+    assert_eq!(reasons.len(), 2);
+    assert_eq!(reasons[1].code(), Some("ConditionalCheckFailed"));
+    assert_eq!(
+        reasons[1].item().and_then(|i| i.get("writer")),
+        Some(&AttributeValue::S("put".to_owned())),
+        "ALL_OLD returns the item that failed the condition"
+    );
+
+    assert!(
+        !table.exists("fresh").await,
+        "a cancelled transaction wrote an item"
+    );
+    let (read, _) = table.read(iterator).await;
+    assert!(
+        read.is_empty(),
+        "a cancelled transaction left stream records: {read:?}"
+    );
+
+    // The same items commit once the condition holds, with a record each.
+    let iterator = table.iterator(ShardIteratorType::Latest).await;
+    table
+        .transact(vec![
+            put_if_absent(&table.name, "fresh"),
+            put_if_absent(&table.name, "second"),
+        ])
+        .await
+        .unwrap();
+    assert!(table.exists("fresh").await && table.exists("second").await);
+    let (read, _) = table.read(iterator).await;
+    assert_eq!(read, ["fresh", "second"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_made_while_other_transactions_are_cancelled_are_kept() {
+    let table = std::sync::Arc::new(table().await);
+    // A table the size of a busy local run: plain moto copied it whole per
+    // transaction, which is the window in which other writes were lost.
+    table.seed(2000).await;
+    table.put("contended").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let canceller = {
+        let (table, stop) = (table.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut cancelled = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if table
+                    .transact(vec![put_if_absent(&table.name, "contended")])
+                    .await
+                    .is_err()
+                {
+                    cancelled += 1;
+                }
+            }
+            cancelled
+        })
+    };
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let table = table.clone();
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    table.put(&format!("w{writer}-{i}")).await;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let cancelled = canceller.await.unwrap();
+    assert!(
+        cancelled > 0,
+        "no transaction was cancelled, so the test proved nothing"
+    );
+
+    let mut lost = Vec::new();
+    for writer in 0..4 {
+        for i in 0..40 {
+            let pk = format!("w{writer}-{i}");
+            if !table.exists(&pk).await {
+                lost.push(pk);
+            }
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged puts lost while {cancelled} transactions were cancelled: {lost:?}",
+        lost.len()
+    );
+
+    // Every acknowledged put is on the stream once, in a unique sequence number.
+    let mut iterator = table.iterator(ShardIteratorType::TrimHorizon).await;
+    let mut seen = Vec::new();
+    loop {
+        let (read, next) = table.read(iterator).await;
+        if read.is_empty() {
+            break;
+        }
+        seen.extend(read);
+        iterator = next;
+    }
+    for writer in 0..4 {
+        for i in 0..40 {
+            let pk = format!("w{writer}-{i}");
+            assert_eq!(seen.iter().filter(|s| **s == pk).count(), 1, "{pk}");
+        }
+    }
+}
