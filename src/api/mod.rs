@@ -419,6 +419,12 @@ impl OrdersApi {
 
         let cart = self.store.cart(&user).await?;
         if cart.is_empty() {
+            // A concurrent request with this key may have just ordered the cart.
+            if key.is_some()
+                && let Some(order) = self.store.get_order(&id).await?
+            {
+                return Ok(replayed(&order));
+            }
             return Err(ApiError::new(
                 409,
                 "CART_EMPTY",
@@ -475,11 +481,14 @@ impl OrdersApi {
                     "the order could not be placed; retry",
                 )),
             },
-            Err(CreateOrderError::CartChanged) => Err(ApiError::new(
-                409,
-                "CART_CHANGED",
-                "the cart changed while the order was being placed; nothing was ordered, retry",
-            )),
+            Err(CreateOrderError::CartChanged) => match key {
+                // The change may be a concurrent request with this key ordering the cart.
+                Some(_) => match self.store.get_order(&id).await? {
+                    Some(existing) => Ok(replayed(&existing)),
+                    None => Err(cart_changed()),
+                },
+                None => Err(cart_changed()),
+            },
             Err(CreateOrderError::Store(e)) => Err(e.into()),
         }
     }
@@ -525,6 +534,14 @@ impl OrdersApi {
             &json!({ "user_id": user, "orders": page.orders, "next_cursor": page.next_cursor }),
         ))
     }
+}
+
+fn cart_changed() -> ApiError {
+    ApiError::new(
+        409,
+        "CART_CHANGED",
+        "the cart changed while the order was being placed; nothing was ordered, retry",
+    )
 }
 
 fn replayed(order: &Order) -> ApiResponse {
