@@ -8,11 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use serde_json::Value;
 
 use crate::client::ApiClient;
 use crate::function::FunctionStats;
+use crate::shoppers::{self, Patience, Workload};
 use crate::stack::Stack;
 
 /// What the demo does.
@@ -22,6 +22,11 @@ pub struct DemoOptions {
     pub users: usize,
     /// Users acting at the same time.
     pub concurrency: usize,
+    /// Share of users who also send duplicate order requests (same key), at the same
+    /// time as the first and after it.
+    pub duplicate_share: f64,
+    /// Seed of the users' choices.
+    pub seed: u64,
     /// How long to wait for the pipeline before giving up.
     pub timeout: Duration,
     /// Draw a progress bar on stderr.
@@ -32,7 +37,9 @@ impl Default for DemoOptions {
     fn default() -> Self {
         Self {
             users: 50,
-            concurrency: 10,
+            concurrency: 16,
+            duplicate_share: 0.2,
+            seed: 1,
             timeout: Duration::from_secs(120),
             progress: true,
         }
@@ -61,6 +68,10 @@ pub struct DemoReport {
     pub placed: usize,
     /// Orders the API refused (should be none).
     pub rejected: Vec<String>,
+    /// Duplicate order requests sent, and how many answered with the same order.
+    pub duplicates: (u32, u32),
+    /// Duplicate requests that answered with a different order (must be none).
+    pub diverged: Vec<String>,
     /// Orders that reached PROCESSED.
     pub completed: usize,
     /// Orders whose message is in the dead-letter queue.
@@ -75,6 +86,8 @@ pub struct DemoReport {
     pub metrics: BTreeMap<(String, String), f64>,
     /// What the local X-Ray daemon received.
     pub xray: crate::xray::Summary,
+    /// Each event source's polling, and whether its polls kept failing.
+    pub polling: Vec<(String, bool)>,
     /// Time spent placing orders.
     pub placing: Duration,
     /// Whole run.
@@ -84,9 +97,14 @@ pub struct DemoReport {
 }
 
 impl DemoReport {
-    /// Every order completed or dead-lettered, none refused.
+    /// Every order completed or dead-lettered, none refused, every duplicate request
+    /// answered with its order.
     pub fn all_accounted_for(&self) -> bool {
-        self.unaccounted.is_empty() && self.rejected.is_empty() && self.placed > 0
+        self.unaccounted.is_empty()
+            && self.rejected.is_empty()
+            && self.diverged.is_empty()
+            && self.duplicates.0 == self.duplicates.1
+            && self.placed > 0
     }
 
     fn percentile(&self, p: f64) -> Option<i64> {
@@ -109,6 +127,14 @@ impl fmt::Display for DemoReport {
             self.placed,
             self.placing.as_secs_f64()
         )?;
+        writeln!(
+            f,
+            "duplicate requests   {:>6}   ({} answered with the same order)",
+            self.duplicates.0, self.duplicates.1
+        )?;
+        if !self.diverged.is_empty() {
+            writeln!(f, "DIVERGED ANSWERS     {:?}", self.diverged)?;
+        }
         writeln!(f, "orders completed     {:>6}", self.completed)?;
         writeln!(f, "orders dead-lettered {:>6}", self.dead_lettered)?;
         writeln!(f, "orders unaccounted   {:>6}", self.unaccounted.len())?;
@@ -146,6 +172,15 @@ impl fmt::Display for DemoReport {
                 writeln!(f, "  {function:<22}{metric:<28}{sum:>10}")?;
             }
         }
+        writeln!(f, "event sources")?;
+        for (line, kept_failing) in &self.polling {
+            let flag = if *kept_failing {
+                "   <- KEPT FAILING"
+            } else {
+                ""
+            };
+            writeln!(f, "  {line}{flag}")?;
+        }
         writeln!(
             f,
             "X-Ray                {} subsegments in {} traces; {} traces cross functions",
@@ -177,73 +212,36 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, Str
         stack.api_url(),
         Some(stack.api_key().to_owned()),
     ));
-    let (status, loaded) = api.call("POST", "/loadProducts", None, None).await?;
-    if status != 200 {
-        return Err(format!("POST /loadProducts answered {status}: {loaded}"));
-    }
-    let (_, catalogue) = api.call("GET", "/products", None, None).await?;
-    let products: Vec<String> = catalogue["products"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|p| p["product_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if products.is_empty() {
-        return Err("the catalogue is empty after POST /loadProducts".to_owned());
-    }
-
+    let products = shoppers::load_catalogue(&api).await?;
     let mut report = DemoReport {
         logs: stack.logs().display().to_string(),
         ..DemoReport::default()
     };
-    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let products = Arc::new(products);
-    let mut users = Vec::new();
-    for user in 0..options.users {
-        let (api, permits, products) = (
-            Arc::clone(&api),
-            Arc::clone(&permits),
-            Arc::clone(&products),
-        );
-        users.push(tokio::spawn(async move {
-            let _permit = permits.acquire().await.map_err(|e| e.to_string())?;
-            let user_id = format!("demo-user-{user:03}");
-            // A deterministic, varied basket: one to three products.
-            for line in 0..=(user % 3) {
-                let product = &products[(user * 7 + line * 3) % products.len()];
-                let body = json!({ "product_id": product, "quantity": 1 + (user + line) % 3 });
-                let (status, answer) = api
-                    .call("POST", &format!("/cart/{user_id}"), Some(&body), None)
-                    .await?;
-                if status != 201 && status != 200 {
-                    return Err(format!(
-                        "{user_id}: add to cart answered {status}: {answer}"
-                    ));
-                }
-            }
-            let key = format!("demo-{user_id}");
-            let (status, order) = api
-                .call(
-                    "POST",
-                    "/order",
-                    Some(&json!({ "user_id": user_id })),
-                    Some(&key),
-                )
-                .await?;
-            match (status, order["order_id"].as_str()) {
-                (201 | 200, Some(id)) => Ok(id.to_owned()),
-                _ => Err(format!("{user_id}: place order answered {status}: {order}")),
-            }
-        }));
-    }
+    let workload = Workload {
+        user_prefix: "demo-user".to_owned(),
+        duplicate_share: options.duplicate_share,
+        seed: options.seed,
+    };
+    let plans = workload.plans(options.users, &products);
+    let shopped = shoppers::shop_all(
+        Arc::clone(&api),
+        plans,
+        options.concurrency,
+        Patience::default(),
+    )
+    .await;
     let mut placed = Vec::new();
-    for user in users {
-        match user.await {
-            Ok(Ok(order_id)) => placed.push(order_id),
-            Ok(Err(reason)) => report.rejected.push(reason),
-            Err(e) => report.rejected.push(e.to_string()),
+    for shopper in shopped {
+        report.duplicates.0 += shopper.duplicates_sent;
+        report.duplicates.1 += shopper.duplicates_absorbed;
+        report.diverged.extend(shopper.diverged);
+        match (shopper.order_id, shopper.error) {
+            (Some(id), _) => placed.push(id),
+            (None, error) => {
+                report
+                    .rejected
+                    .push(format!("{}: {}", shopper.user, error.unwrap_or_default()))
+            }
         }
     }
     report.placed = placed.len();
@@ -319,6 +317,7 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, Str
         }
     }
     report.xray = crate::xray::summarize(&stack.xray_log());
+    report.polling = stack.polling();
     report.elapsed = started.elapsed();
     Ok(report)
 }

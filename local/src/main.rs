@@ -38,6 +38,16 @@ enum Command {
         /// Simulated users (one order each).
         #[arg(long, default_value_t = 50)]
         users: usize,
+        /// Users acting at the same time.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Share of users who also send duplicate order requests (same key), at once
+        /// and after.
+        #[arg(long, default_value_t = 0.2)]
+        duplicates: f64,
+        /// Seed of the users' choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// Gateway port (0: any free port).
         #[arg(long, default_value_t = 0)]
         port: u16,
@@ -98,6 +108,7 @@ async fn up(mut options: StackOptions, port: u16, api_key: String) -> Result<(),
     options.api_port = port;
     options.api_key = api_key;
     let pid_file = pid_file(&options);
+    local::logging::init(&options.state_dir.join("logs"))?;
     let stack = Stack::start(options).await.map_err(|e| e.to_string())?;
     std::fs::write(&pid_file, std::process::id().to_string()).map_err(|e| e.to_string())?;
     println!("local: stack is up");
@@ -127,10 +138,10 @@ async fn up(mut options: StackOptions, port: u16, api_key: String) -> Result<(),
 
 async fn run_demo(
     mut options: StackOptions,
-    users: usize,
+    demo_options: DemoOptions,
     port: u16,
-    timeout: u64,
 ) -> Result<bool, String> {
+    let users = demo_options.users;
     options.api_port = port;
     // Deliberate local deviations, so a poison message is redriven in seconds:
     options.overrides = Overrides {
@@ -138,18 +149,13 @@ async fn run_demo(
     };
     options.stream_retry_delay = Duration::from_millis(500);
     options.state_dir = options.state_dir.join("demo");
+    local::logging::init(&options.state_dir.join("logs"))?;
     println!("local demo: starting moto, the three functions, their event sources and the gateway");
     let stack = Stack::start(options).await.map_err(|e| e.to_string())?;
     println!(
         "local demo: {users} users placing orders through {}",
         stack.api_url()
     );
-    let demo_options = DemoOptions {
-        users,
-        timeout: Duration::from_secs(timeout),
-        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        ..DemoOptions::default()
-    };
     let outcome = tokio::select! {
         report = demo::run(&stack, &demo_options) => Some(report),
         () = wait_for_signal() => None,
@@ -225,11 +231,24 @@ async fn main() -> ExitCode {
         },
         Command::Demo {
             users,
+            concurrency,
+            duplicates,
+            seed,
             port,
             timeout,
             no_build,
         } => match if no_build { Ok(()) } else { build(&workspace) } {
-            Ok(()) => run_demo(options, users, port, timeout).await,
+            Ok(()) => {
+                let demo = DemoOptions {
+                    users,
+                    concurrency,
+                    duplicate_share: duplicates.clamp(0.0, 1.0),
+                    seed,
+                    timeout: Duration::from_secs(timeout),
+                    progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                };
+                run_demo(options, demo, port).await
+            }
             Err(e) => Err(e),
         },
         Command::Down => down(&options).map(|()| true),

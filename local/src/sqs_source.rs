@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::function::{Function, Outcome};
+use crate::polling::PollHealth;
 use crate::resources::QueueRef;
 
 /// Settings of one SQS mapping.
@@ -39,6 +40,8 @@ pub struct SqsSourceStats {
     pub deleted: AtomicU64,
     /// Messages left for redelivery.
     pub failed: AtomicU64,
+    /// How receiving is going.
+    pub polling: PollHealth,
 }
 
 /// Runs an SQS mapping until `shutdown`.
@@ -50,6 +53,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let client = aws_sdk_sqs::Client::new(&sdk);
+    let source = format!("queue {} -> {}", config.queue.name, function.name());
     loop {
         let receive = client
             .receive_message()
@@ -61,10 +65,17 @@ pub async fn run(
             .send();
         let messages = tokio::select! {
             received = receive => match received {
-                Ok(output) => output.messages.unwrap_or_default(),
+                Ok(output) => {
+                    stats.polling.succeeded(&source);
+                    output.messages.unwrap_or_default()
+                }
                 Err(e) => {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receiving from the queue failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let error = aws_sdk_sqs::error::DisplayErrorContext(&e).to_string();
+                    stats.polling.failed(&source, &format!("ReceiveMessage: {error}"));
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        () = crate::http::stopped(&mut shutdown) => return,
+                    }
                     continue;
                 }
             },
@@ -120,7 +131,7 @@ pub async fn run(
                     );
                 }
                 Err(e) => {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "deleting processed messages failed; they will be redelivered")
+                    tracing::warn!(source = %source, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "deleting processed messages failed; they will be redelivered")
                 }
             }
         }

@@ -364,6 +364,24 @@ impl Stack {
         &self.sources
     }
 
+    /// One summary line per event source about its polling, and whether that source's
+    /// polls ever kept failing (see [`crate::polling`]).
+    pub fn polling(&self) -> Vec<(String, bool)> {
+        let streams = self.sources.streams.iter().map(|(id, stats)| {
+            (
+                stats.polling.summary(&format!("stream -> {id}")),
+                stats.polling.kept_failing(),
+            )
+        });
+        let queues = self.sources.queues.iter().map(|(id, stats)| {
+            (
+                stats.polling.summary(&format!("queue -> {id}")),
+                stats.polling.kept_failing(),
+            )
+        });
+        streams.chain(queues).collect()
+    }
+
     /// The segment documents the functions sent to the local X-Ray daemon.
     pub fn xray_log(&self) -> PathBuf {
         self.logs.join("xray.log")

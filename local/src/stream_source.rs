@@ -13,6 +13,11 @@
 //!   error on one record, that record) goes to the on-failure destination as Lambda's
 //!   invocation record with its sequence range, and the shard moves on. This models
 //!   where Lambda's bisection ends: one record set aside, the rest processed.
+//!
+//! Each shard's position is its last sequence number read. A shard whose read fails
+//! keeps its position and gets a fresh iterator after it on the next poll (as Lambda
+//! does when an iterator expires); the other shards' records are kept. Every failed
+//! poll is counted and logged ([`PollHealth`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -25,6 +30,7 @@ use tokio::sync::watch;
 
 use crate::filter::Pattern;
 use crate::function::{Function, Outcome};
+use crate::polling::PollHealth;
 use crate::resources::QueueRef;
 
 /// Settings of one stream mapping.
@@ -65,6 +71,19 @@ pub struct StreamSourceStats {
     pub retries: AtomicU64,
     /// Records sent to the on-failure destination.
     pub records_set_aside: AtomicU64,
+    /// How reading the stream is going.
+    pub polling: PollHealth,
+}
+
+/// Where the source is in one shard.
+#[derive(Debug, Default)]
+struct ShardPosition {
+    /// The iterator to read next; `None` to get one after `last_sequence`.
+    iterator: Option<String>,
+    /// The last sequence number read.
+    last_sequence: Option<String>,
+    /// The shard is closed and read to its end.
+    finished: bool,
 }
 
 /// Runs a stream mapping until `shutdown`.
@@ -77,7 +96,8 @@ pub async fn run(
 ) {
     let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let mut iterators: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut shards: BTreeMap<String, ShardPosition> = BTreeMap::new();
+    let source = format!("stream -> {}", function.name());
     // One buffer per shard, as Lambda never mixes shards in a batch; with the time its
     // first record arrived.
     let mut buffers: BTreeMap<String, (Vec<Value>, Instant)> = BTreeMap::new();
@@ -91,25 +111,23 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
-        let mut read = 0;
-        match poll(&streams, &config, &mut iterators).await {
-            Ok(records) => {
-                read = records.len();
-                stats.records_read.fetch_add(read as u64, Ordering::Relaxed);
-                for (shard, record) in records {
-                    let event = lambda_stream_record(&record, &config.stream_arn, &config.region);
-                    if config.filters.is_empty() || config.filters.iter().any(|f| f.matches(&event))
-                    {
-                        stats.records_matched.fetch_add(1, Ordering::Relaxed);
-                        buffers
-                            .entry(shard)
-                            .or_insert_with(|| (Vec::new(), Instant::now()))
-                            .0
-                            .push(event);
-                    }
-                }
+        let (records, errors) = poll(&streams, &config, &mut shards).await;
+        match errors.first() {
+            None => stats.polling.succeeded(&source),
+            Some(error) => stats.polling.failed(&source, error),
+        }
+        let read = records.len();
+        stats.records_read.fetch_add(read as u64, Ordering::Relaxed);
+        for (shard, record) in records {
+            let event = lambda_stream_record(&record, &config.stream_arn, &config.region);
+            if config.filters.is_empty() || config.filters.iter().any(|f| f.matches(&event)) {
+                stats.records_matched.fetch_add(1, Ordering::Relaxed);
+                buffers
+                    .entry(shard)
+                    .or_insert_with(|| (Vec::new(), Instant::now()))
+                    .0
+                    .push(event);
             }
-            Err(e) => tracing::warn!(error = %e, "reading the stream failed; retrying"),
         }
         for (shard, (buffer, since)) in &mut buffers {
             let window_closed = since.elapsed() >= config.batching_window;
@@ -137,58 +155,102 @@ struct Mapping<'a> {
     stats: &'a StreamSourceStats,
 }
 
+/// Reads every shard once. Returns the records read, in shard order, and the errors
+/// met: a shard that fails is skipped (its position kept), the others are read.
 async fn poll(
     client: &aws_sdk_dynamodbstreams::Client,
     config: &StreamSourceConfig,
-    iterators: &mut BTreeMap<String, Option<String>>,
-) -> Result<Vec<(String, Record)>, String> {
+    shards: &mut BTreeMap<String, ShardPosition>,
+) -> (Vec<(String, Record)>, Vec<String>) {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let shards = client
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    let described = client
         .describe_stream()
         .stream_arn(&config.stream_arn)
         .send()
-        .await
-        .map_err(|e| err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?
-        .stream_description
-        .and_then(|d| d.shards)
-        .unwrap_or_default();
-    let mut records = Vec::new();
-    for shard in shards {
+        .await;
+    let listed = match described {
+        Ok(output) => output
+            .stream_description
+            .and_then(|d| d.shards)
+            .unwrap_or_default(),
+        Err(e) => {
+            errors.push(format!(
+                "DescribeStream: {}",
+                err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(e))
+            ));
+            return (records, errors);
+        }
+    };
+    for shard in listed {
         let Some(shard_id) = shard.shard_id else {
             continue;
         };
-        if !iterators.contains_key(&shard_id) {
-            let iterator = client
-                .get_shard_iterator()
-                .stream_arn(&config.stream_arn)
-                .shard_id(&shard_id)
-                .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .map_err(|e| err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?
-                .shard_iterator;
-            iterators.insert(shard_id.clone(), iterator);
-        }
-        let Some(Some(iterator)) = iterators.get(&shard_id).cloned() else {
+        let position = shards.entry(shard_id.clone()).or_default();
+        if position.finished {
             continue;
+        }
+        let iterator = match position.iterator.take() {
+            Some(iterator) => iterator,
+            None => {
+                let request = client
+                    .get_shard_iterator()
+                    .stream_arn(&config.stream_arn)
+                    .shard_id(&shard_id);
+                let request = match &position.last_sequence {
+                    Some(sequence) => request
+                        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                        .sequence_number(sequence),
+                    None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+                };
+                match request.send().await {
+                    Ok(output) => match output.shard_iterator {
+                        Some(iterator) => iterator,
+                        None => {
+                            position.finished = true;
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        errors.push(format!(
+                            "GetShardIterator {shard_id}: {}",
+                            err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(e))
+                        ));
+                        continue;
+                    }
+                }
+            }
         };
-        let output = client
+        match client
             .get_records()
             .shard_iterator(iterator)
             .limit(1000)
             .send()
             .await
-            .map_err(|e| err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
-        records.extend(
-            output
-                .records
-                .unwrap_or_default()
-                .into_iter()
-                .map(|r| (shard_id.clone(), r)),
-        );
-        iterators.insert(shard_id, output.next_shard_iterator);
+        {
+            Ok(output) => {
+                let read = output.records.unwrap_or_default();
+                if let Some(last) = read
+                    .last()
+                    .and_then(|r| r.dynamodb.as_ref())
+                    .and_then(|d| d.sequence_number.clone())
+                {
+                    position.last_sequence = Some(last);
+                }
+                // No next iterator: the shard is closed and read to its end.
+                position.finished = output.next_shard_iterator.is_none();
+                position.iterator = output.next_shard_iterator;
+                records.extend(read.into_iter().map(|r| (shard_id.clone(), r)));
+            }
+            // The iterator is dropped; the next poll gets one after the last record read.
+            Err(e) => errors.push(format!(
+                "GetRecords {shard_id}: {}",
+                err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(e))
+            )),
+        }
     }
-    Ok(records)
+    (records, errors)
 }
 
 /// What the function said about a batch.
