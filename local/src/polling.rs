@@ -43,7 +43,7 @@ impl PollHealth {
         }
         if streak == 1 {
             tracing::warn!(source, error, "poll failed; retrying");
-        } else if streak % KEPT_FAILING == 0 {
+        } else if streak.is_multiple_of(KEPT_FAILING) {
             tracing::error!(source, error, failures = streak, "polling keeps failing");
         }
     }
