@@ -259,8 +259,20 @@ async fn create_queue(
     Ok(QueueRef { name, url, arn })
 }
 
-/// SDK configuration for the emulator at `endpoint`, with fixed test credentials.
+/// Connecting to the emulator (loopback: only a dead emulator takes long).
+pub const EMULATOR_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// One call to the emulator: its slowest answers (a long-polling receive of 1 s, a
+/// table scan under load) take a few seconds at most.
+pub const EMULATOR_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A call with its retries.
+pub const EMULATOR_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// SDK configuration for the emulator at `endpoint`, with fixed test credentials, the
+/// timeouts above and three attempts per call: the local stack's event sources and
+/// tools, and the tests' own clients.
 pub async fn emulator_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
@@ -272,6 +284,14 @@ pub async fn emulator_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "local",
         ))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(EMULATOR_CONNECT_TIMEOUT)
+                .operation_attempt_timeout(EMULATOR_ATTEMPT_TIMEOUT)
+                .operation_timeout(EMULATOR_OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
         .await
 }

@@ -19,7 +19,8 @@
 //! - **Deadline-aware**: within [`DEADLINE_MARGIN`] of the invocation's deadline no
 //!   record is started; the unstarted ones are reported as failures (retried later)
 //!   instead of being cut off by a timeout that would fail the whole batch and lose the
-//!   invocation's logs and metrics.
+//!   invocation's logs and metrics. A record already running is given up at the same
+//!   point ([`before_deadline`]): an AWS call that hangs fails its record, in time.
 //!
 //! # Example
 //! ```
@@ -41,7 +42,7 @@
 //! assert_eq!(failed, ["b"]);
 //! # });
 //! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! #     tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(f)
 //! # }
 //! ```
 
@@ -182,9 +183,11 @@ where
         let outcome = match message {
             Ok(message) => {
                 let span = sqs_record_span(&message);
-                tracing::Instrument::instrument(handler(message), span)
-                    .await
-                    .map_err(|e| e.to_string())
+                match before_deadline(tracing::Instrument::instrument(handler(message), span)).await
+                {
+                    Ok(done) => done.map_err(|e| e.to_string()),
+                    Err(out_of_time) => Err(out_of_time.to_string()),
+                }
             }
             Err(reason) => Err(format!("malformed SQS record: {reason}")),
         };
@@ -219,6 +222,42 @@ pub fn near_deadline() -> bool {
                 .as_millis() as u64;
             now + DEADLINE_MARGIN.as_millis() as u64 >= deadline
         })
+}
+
+/// Work given up because the invocation's deadline was near.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "gave up {} ms before the invocation's deadline (reported for retry)",
+    DEADLINE_MARGIN.as_millis()
+)]
+pub struct OutOfTime;
+
+/// Runs `work` until [`DEADLINE_MARGIN`] before the invocation's deadline, and gives it
+/// up then: a record whose AWS call hangs fails on its own, in time for the invocation
+/// to report it and flush its telemetry, instead of the whole invocation timing out.
+/// Outside an invocation (or without a deadline) `work` runs unbounded; the SDK's own
+/// timeouts still apply.
+///
+/// Giving up drops `work`: a write it had sent may or may not have been applied, which
+/// is why a record's work must be idempotent (the retry finds what was done).
+///
+/// # Errors
+/// [`OutOfTime`] if the deadline margin was reached first.
+pub async fn before_deadline<F: Future>(work: F) -> Result<F::Output, OutOfTime> {
+    let deadline = crate::invocation::with_current(|state| state.deadline_ms).filter(|d| *d > 0);
+    let Some(deadline) = deadline else {
+        return Ok(work.await);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let left = deadline
+        .saturating_sub(now)
+        .saturating_sub(DEADLINE_MARGIN.as_millis() as u64);
+    tokio::time::timeout(std::time::Duration::from_millis(left), work)
+        .await
+        .map_err(|_| OutOfTime)
 }
 
 /// The span of one record: `## record`, annotated with the function's name and, once
@@ -432,7 +471,7 @@ mod tests {
     }
 
     #[test]
-    fn records_are_not_started_near_the_deadline() {
+    fn a_hanging_record_is_given_up_before_the_deadline_and_the_rest_not_started() {
         use std::sync::Arc;
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -460,21 +499,26 @@ mod tests {
             ))
         };
         let event = raw(r#"{"Records":[{"messageId":"1"},{"messageId":"2"},{"messageId":"3"}]}"#);
-        // The deadline arrives while the first record runs: the rest are not started.
+        // The second record's AWS call hangs. It is given up at the margin, reported
+        // with the record after it (not started), and the invocation still answers.
         let tried = RefCell::new(0);
-        let state = invocation(now_ms + DEADLINE_MARGIN.as_millis() as u64 + 150);
+        let state = invocation(now_ms + DEADLINE_MARGIN.as_millis() as u64 + 300);
+        let started = std::time::Instant::now();
         let response = run(crate::invocation::scope(
             state,
-            process_sqs(&event, |_| {
+            process_sqs(&event, |message| {
                 *tried.borrow_mut() += 1;
-                async {
-                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                async move {
+                    if message.message_id.as_deref() == Some("2") {
+                        std::future::pending::<()>().await;
+                    }
                     Ok::<(), String>(())
                 }
             }),
         ))
         .unwrap();
-        assert_eq!(*tried.borrow(), 1);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(*tried.borrow(), 2);
         assert_eq!(failed_ids(&response), ["2", "3"]);
         // With time to spare, everything runs.
         let state = invocation(now_ms + 60_000);

@@ -60,6 +60,7 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
     let layer = PowertoolsLayer::new(settings);
     tracing::subscriber::with_default(subscriber, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap();
         runtime.block_on(async {

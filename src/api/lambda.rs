@@ -3,7 +3,31 @@
 
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use super::{ApiRequest, ApiResponse, Method};
+use super::{ApiError, ApiRequest, ApiResponse, Method, OrdersApi};
+
+/// Serves one API Gateway request. A request still running shortly before the
+/// invocation's deadline (a table call that hangs) is given up and answered
+/// `503 TIMEOUT`, a JSON error the client can retry with the same `Idempotency-Key`,
+/// instead of API Gateway's bare 504 when Lambda kills the invocation.
+pub async fn serve(api: &OrdersApi, request: Request) -> Response<Body> {
+    let request = to_api_request(request);
+    let path = request.path.clone();
+    let response = match middleware::batch::before_deadline(api.handle(request)).await {
+        Ok(response) => response,
+        Err(out_of_time) => {
+            tracing::error!(%path, reason = %out_of_time, "request did not finish in time");
+            ApiResponse::from(
+                ApiError::new(
+                    503,
+                    "TIMEOUT",
+                    "the request did not finish in time; nothing is lost by retrying it (with the same Idempotency-Key for POST /order)",
+                ),
+            )
+            .with_header("retry-after", "1".to_owned())
+        }
+    };
+    to_lambda_response(response)
+}
 
 /// Turns an API Gateway request into an [`ApiRequest`].
 ///

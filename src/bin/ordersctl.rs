@@ -118,7 +118,7 @@ enum DlqAction {
 }
 
 async fn run(cli: Cli) -> Result<serde_json::Value, String> {
-    let mut loader = aws::config_loader();
+    let mut loader = aws::config_loader(aws::CallBudget::OPERATOR);
     if let Some(endpoint) = &cli.endpoint_url {
         loader = loader.endpoint_url(endpoint);
     }

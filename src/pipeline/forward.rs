@@ -11,7 +11,8 @@
 //! not forwarded now: they will be, once, on the redelivery. After the mapping's
 //! `MaximumRetryAttempts` a record that keeps failing goes to its on-failure
 //! destination, so nothing is lost silently. Near the invocation's deadline it stops
-//! the same way, at the first record it did not send.
+//! the same way, at the first record it did not send; a send still waiting then is
+//! given up and counts as not sent.
 
 use std::future::Future;
 
@@ -22,7 +23,9 @@ use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
     SendMessageBatchRequestEntry,
 };
-use middleware::batch::{BatchError, near_deadline, record_span, stream_failure, stream_records};
+use middleware::batch::{
+    BatchError, before_deadline, near_deadline, record_span, stream_failure, stream_records,
+};
 use middleware::{logging, metrics};
 use serde_json::value::RawValue;
 
@@ -210,9 +213,14 @@ pub async fn forward_orders<Q: OrderQueue>(
             tracing::warn!(forwarded, "stopping short of the deadline");
             return Ok(stream_failure(Some(chunk_sequences[0].clone())));
         }
-        let first_failure = match queue.send_batch(chunk).await {
-            Ok(failures) => failures.into_iter().min_by_key(|f| f.index),
-            Err(reason) => Some(SendFailure { index: 0, reason }),
+        // A send that hangs is given up before the deadline and counts as not sent.
+        let first_failure = match before_deadline(queue.send_batch(chunk)).await {
+            Ok(Ok(failures)) => failures.into_iter().min_by_key(|f| f.index),
+            Ok(Err(reason)) => Some(SendFailure { index: 0, reason }),
+            Err(out_of_time) => Some(SendFailure {
+                index: 0,
+                reason: format!("SendMessageBatch {out_of_time}"),
+            }),
         };
         if let Some(failure) = first_failure {
             let index = failure.index.min(chunk.len() - 1);

@@ -88,6 +88,7 @@ pub fn invoke_once<Sub, S>(
 {
     tracing::subscriber::with_default(subscriber, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap();
         runtime

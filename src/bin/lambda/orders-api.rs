@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 
 use ecommerce_api::api::OrdersApi;
-use ecommerce_api::api::lambda::{to_api_request, to_lambda_response};
+use ecommerce_api::api::lambda::serve;
 use ecommerce_api::store::Store;
 use ecommerce_api::{aws, config};
 use lambda_http::{Adapter, Error, service_fn};
@@ -17,11 +17,7 @@ async fn main() -> Result<(), Error> {
 
     let handler = service_fn(move |request| {
         let api = api.clone();
-        async move {
-            Ok::<_, Infallible>(to_lambda_response(
-                api.handle(to_api_request(request)).await,
-            ))
-        }
+        async move { Ok::<_, Infallible>(serve(&api, request).await) }
     });
     lambda_runtime::Runtime::new(Adapter::from(handler))
         .layer(powertools)
