@@ -1,6 +1,5 @@
 //! A minimal HTTP/1.1 server loop on hyper, shared by the Runtime API and the gateway.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,10 +58,44 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 /// Serves connections with `handler` until `shutdown` turns true, then drops the
 /// open connections too (a pending request's future is cancelled).
-pub async fn serve<H, F>(listener: TcpListener, handler: H, mut shutdown: watch::Receiver<bool>)
+pub async fn serve<H, F>(listener: TcpListener, handler: H, shutdown: watch::Receiver<bool>)
 where
     H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    serve_or_drop(
+        listener,
+        move |request| {
+            let answer = handler(request);
+            async move { Some(answer.await) }
+        },
+        shutdown,
+    )
+    .await;
+}
+
+/// The connection was dropped on purpose, without an answer.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped without an answer")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Like [`serve`], but a handler that answers `None` drops the connection without a
+/// response: the client sees the connection close mid-request, as after a reset.
+pub async fn serve_or_drop<H, F>(
+    listener: TcpListener,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Option<Response<Body>>> + Send + 'static,
 {
     let handler = Arc::new(handler);
     loop {
@@ -74,7 +107,7 @@ where
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let handler = Arc::clone(&handler);
-                        async move { Ok::<_, Infallible>(handler(request).await) }
+                        async move { handler(request).await.ok_or(Dropped) }
                     });
                     let connection = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service);

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod demo;
+pub mod faults;
 pub mod filter;
 pub mod function;
 pub mod gateway;
