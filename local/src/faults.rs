@@ -51,6 +51,8 @@ pub struct FaultPlan {
     pub seed: u64,
     /// Longest added latency.
     pub max_latency: Duration,
+    /// Inject only this fault (where it applies); every applicable fault when `None`.
+    pub only: Option<Fault>,
 }
 
 impl FaultPlan {
@@ -59,6 +61,7 @@ impl FaultPlan {
         rate: 0.0,
         seed: 0,
         max_latency: Duration::from_secs(3),
+        only: None,
     };
 }
 
@@ -290,7 +293,13 @@ impl Proxy {
         if rng.f64() >= self.plan.rate {
             return None;
         }
-        let faults = Fault::applicable(service, operation);
+        let mut faults = Fault::applicable(service, operation);
+        if let Some(only) = self.plan.only {
+            faults.retain(|fault| *fault == only);
+        }
+        if faults.is_empty() {
+            return None;
+        }
         Some((faults[rng.usize(..faults.len())], child))
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::faults::{self, FaultPlan, ProxyHandle};
 use crate::filter::Pattern;
 use crate::function::{Function, FunctionConfig};
 use crate::gateway::{self, GatewayConfig};
@@ -61,6 +62,8 @@ pub struct StackOptions {
     pub overrides: Overrides,
     /// Pause before a stream batch is retried.
     pub stream_retry_delay: Duration,
+    /// Faults injected between the functions and the emulator.
+    pub faults: FaultPlan,
 }
 
 impl StackOptions {
@@ -82,6 +85,7 @@ impl StackOptions {
             region: "eu-west-1".to_owned(),
             overrides: Overrides::default(),
             stream_retry_delay: Duration::from_secs(1),
+            faults: FaultPlan::NONE,
         })
     }
 }
@@ -102,6 +106,7 @@ pub struct Stack {
     resources: Resources,
     sdk: aws_config::SdkConfig,
     functions: BTreeMap<String, Function>,
+    proxies: BTreeMap<String, ProxyHandle>,
     sources: SourceStats,
     api_url: String,
     api_key: String,
@@ -165,6 +170,7 @@ impl Stack {
             resources,
             sdk,
             functions: BTreeMap::new(),
+            proxies: BTreeMap::new(),
             sources: SourceStats::default(),
             api_url: String::new(),
             api_key: options.api_key.clone(),
@@ -191,7 +197,7 @@ impl Stack {
             .map(|m| m.endpoint().to_owned())
             .unwrap_or_default();
         let daemon = crate::xray::start(self.logs.join("xray.log"), shutdown.clone()).await?;
-        for function in &self.spec.functions {
+        for (index, function) in self.spec.functions.iter().enumerate() {
             let binary = options.binaries.join(&function.binary);
             if !binary.exists() {
                 return Err(StackError::Config(format!(
@@ -204,7 +210,15 @@ impl Stack {
             for (name, value) in &function.environment {
                 environment.insert(name.clone(), resolve(value, &self.spec, &self.resources)?);
             }
-            environment.insert("AWS_ENDPOINT_URL".to_owned(), endpoint.clone());
+            // Each function reaches the emulator through its own proxy: calls counted,
+            // connections kept alive, faults injected as planned.
+            let plan = FaultPlan {
+                seed: options.faults.seed.wrapping_add(index as u64),
+                ..options.faults
+            };
+            let proxy = faults::start(&endpoint, plan, shutdown.clone()).await?;
+            environment.insert("AWS_ENDPOINT_URL".to_owned(), proxy.endpoint.clone());
+            self.proxies.insert(function.binary.clone(), proxy);
             environment.insert("AWS_XRAY_DAEMON_ADDRESS".to_owned(), daemon.to_string());
             environment.insert("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned());
             environment.insert("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned());
@@ -357,6 +371,16 @@ impl Stack {
     /// A function by its binary name (`orders-api`, ...).
     pub fn function(&self, binary: &str) -> Option<&Function> {
         self.functions.values().find(|f| f.name() == binary)
+    }
+
+    /// The proxy between each function (by binary name) and the emulator.
+    pub fn proxies(&self) -> &BTreeMap<String, ProxyHandle> {
+        &self.proxies
+    }
+
+    /// The emulator's own endpoint (not through a proxy).
+    pub fn emulator_endpoint(&self) -> Option<&str> {
+        self.moto.as_ref().map(Moto::endpoint)
     }
 
     /// The event sources' counters.
