@@ -533,7 +533,8 @@ impl Store {
     }
 
     /// The transaction that applies an order message: the order moves from ORDERED to
-    /// PROCESSED with `processed_at`, and each of its lines from PENDING to ORDERED. Every
+    /// PROCESSED with `processed_at` (and `completions` counts the application), and
+    /// each of its lines from PENDING to ORDERED. Every
     /// item is conditional, so the transaction only applies to an order still ORDERED,
     /// owned by the message's user, with exactly the message's lines.
     ///
@@ -551,13 +552,16 @@ impl Store {
             .condition_expression(
                 "#status = :ordered AND user_id = :user AND line_count = :line_count",
             )
-            .update_expression("SET #status = :processed, processed_at = :now")
+            // `completions` makes exactly-once observable: a second application, were
+            // the guards ever broken, would leave 2.
+            .update_expression("SET #status = :processed, processed_at = :now ADD completions :one")
             .expression_attribute_names("#status", keys::ORDER_STATUS)
             .expression_attribute_values(":ordered", s(OrderStatus::Ordered.as_str()))
             .expression_attribute_values(":processed", s(OrderStatus::Processed.as_str()))
             .expression_attribute_values(":user", s(message.user_id.as_str()))
             .expression_attribute_values(":line_count", n(message.lines.len()))
             .expression_attribute_values(":now", s(now.rfc3339.clone()))
+            .expression_attribute_values(":one", n(1))
             .build()
             .map_err(build_error("TransactWriteItems"))?;
         let mut items = vec![TransactWriteItem::builder().update(header).build()];

@@ -239,6 +239,23 @@ async fn orders_flow_through_the_pipeline_exactly_once() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(order(&env, &alice_order).await, done);
 
+    // Exactly once, observably: the completion transaction counts itself on the order,
+    // and after every replay above the count is one.
+    let header = dynamodb
+        .get_item()
+        .table_name(env.store.table())
+        .key("PK", AttributeValue::S(format!("ORDER#{alice_order}")))
+        .key("SK", AttributeValue::S("ORDER".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(
+        header.get("completions"),
+        Some(&AttributeValue::N("1".into()))
+    );
+
     // The pipeline's own writes (order MODIFY, line updates) are not forwarded.
     let later = reader.next_records().await;
     assert!(!later.is_empty());
