@@ -26,6 +26,9 @@ use crate::domain::{
 };
 use crate::keys::{self, Entity, ItemKey};
 use crate::message::OrderMessage;
+use middleware::idempotency::{
+    TRANSACTION_ATTEMPTS, is_transient_cancellation, transaction_backoff,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -100,6 +103,17 @@ pub enum CreateOrderError {
     /// The cart changed between reading and ordering; nothing was written.
     #[error("the cart changed while the order was being placed")]
     CartChanged,
+    /// The transaction kept being cancelled for a transient reason; nothing was
+    /// written, and trying again later can succeed.
+    #[error(
+        "the order transaction was cancelled {attempts} times for a transient reason ({codes})"
+    )]
+    Conflict {
+        /// The cancellation codes of the last attempt.
+        codes: String,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// The table could not be written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -511,15 +525,34 @@ impl Store {
             item.insert("user_id".to_owned(), s(order.user_id.as_str()));
             items.push(put_new(&self.table, item)?);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        let mut attempt = 1;
+        let sent = loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let transient = matches!(&sent, Err(error) if cancellation_reasons(error).is_some_and(is_transient_cancellation));
+            if !transient || attempt >= TRANSACTION_ATTEMPTS {
+                break sent;
+            }
+            tokio::time::sleep(transaction_backoff(attempt)).await;
+            attempt += 1;
+        };
+        match sent {
             Ok(_) => Ok(()),
             Err(error) => match cancellation_reasons(&error) {
+                Some(reasons) if is_transient_cancellation(reasons) => {
+                    Err(CreateOrderError::Conflict {
+                        codes: reasons
+                            .iter()
+                            .map(|r| r.code().unwrap_or("None"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        attempts: attempt,
+                    })
+                }
                 // Item 0 is the order header: its id exists already.
                 Some(reasons) if reasons.first().is_some_and(failed_condition) => {
                     Err(CreateOrderError::OrderExists)

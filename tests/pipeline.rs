@@ -8,7 +8,11 @@ mod support;
 use ecommerce_api::api::{ApiRequest, ApiResponse, Method};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use ecommerce_api::api::OrdersApi;
+use ecommerce_api::pipeline::complete::{CompleteMessageError, Completer};
 use ecommerce_api::pipeline::forward::forward_orders;
+use ecommerce_api::store::Store;
+use middleware::idempotency::{Idempotency, IdempotencyConfig};
 use serde_json::{Value, json};
 use support::{TestEnv, max_receive_count, stream_event};
 
@@ -582,4 +586,101 @@ async fn a_message_whose_order_is_leased_elsewhere_waits_and_then_completes_once
     let response = env.completer.complete_orders(&event).await.unwrap();
     assert!(failed_ids(&response).is_empty());
     assert_eq!(order(&env, &id).await["order_status"], "PROCESSED");
+}
+
+/// DynamoDB cancels a transaction that races another on the same item with a
+/// `TransactionConflict` reason: transient, not a verdict on the order. The consumer
+/// retries it in place, then fails the message with that reason (so it is redelivered),
+/// never as "does not match the message".
+#[tokio::test]
+async fn a_transaction_conflict_is_retried_then_reported_as_transient() {
+    let env = loaded_env().await;
+    assert_eq!(add_to_cart(&env, "fred", "kettle-gooseneck", 1).await, 201);
+    let (_, body, _) = place_order(&env, "fred", None).await;
+    let id = body["order_id"].as_str().unwrap().to_owned();
+    let records = env.stream_reader().next_records().await;
+    forward_orders(&env.queue, &stream_event(&records))
+        .await
+        .unwrap();
+    let messages = env.receive(&env.queue_url, None).await;
+
+    let faulty = support::faulty(local::faults::Fault::TransactionConflict).await;
+    let store = Store::new(
+        aws_sdk_dynamodb::Client::new(&faulty.sdk),
+        env.store.table(),
+    );
+    let records_config =
+        IdempotencyConfig::single_table(env.store.table(), "update-cart-products", |_| None);
+    let completer = Completer::new(
+        store.clone(),
+        Idempotency::new(store.client().clone(), records_config),
+    );
+    let error = completer
+        .complete_message(messages[0].body.as_deref())
+        .await
+        .unwrap_err();
+    let reason = error.to_string();
+    assert!(
+        matches!(error, CompleteMessageError::Conflict(_)),
+        "{error:?}"
+    );
+    assert!(reason.contains("TransactionConflict"), "{reason}");
+    assert_eq!(
+        faulty
+            .proxy
+            .stats
+            .calls()
+            .get("DynamoDB.TransactWriteItems"),
+        Some(&3),
+        "tried three times"
+    );
+    assert_eq!(order(&env, &id).await["order_status"], "ORDERED");
+
+    // Redelivered once the conflict has passed, the order completes once.
+    let response = env
+        .completer
+        .complete_orders(&env.sqs_event(&messages))
+        .await
+        .unwrap();
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(order(&env, &id).await["order_status"], "PROCESSED");
+}
+
+/// Placing an order during a transaction conflict answers 503 with `Retry-After`, not
+/// 500; the client's retry with the same key places it once.
+#[tokio::test]
+async fn an_order_placed_during_a_transaction_conflict_is_a_503_and_the_retry_places_it_once() {
+    let env = loaded_env().await;
+    assert_eq!(add_to_cart(&env, "gail", "kettle-gooseneck", 2).await, 201);
+    let faulty = support::faulty(local::faults::Fault::TransactionConflict).await;
+    let api = OrdersApi::new(Store::new(
+        aws_sdk_dynamodb::Client::new(&faulty.sdk),
+        env.store.table(),
+    ));
+    let request = || {
+        ApiRequest::new(Method::Post, "/order")
+            .json(r#"{"user_id":"gail"}"#)
+            .header("Idempotency-Key", "k1")
+    };
+    let response = api.handle(request()).await;
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert_eq!(response.json_body()["error"], "TRANSACTION_CONFLICT");
+    assert!(
+        response
+            .headers
+            .iter()
+            .any(|(name, _)| *name == "retry-after")
+    );
+    assert_eq!(
+        faulty
+            .proxy
+            .stats
+            .calls()
+            .get("DynamoDB.TransactWriteItems"),
+        Some(&3)
+    );
+    let (status, _, _) = call(&env, request()).await;
+    assert_eq!(status, 201);
+    let (_, listed, _) = call(&env, ApiRequest::new(Method::Get, "/users/gail/orders")).await;
+    assert_eq!(listed["orders"].as_array().unwrap().len(), 1);
 }

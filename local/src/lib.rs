@@ -1,6 +1,8 @@
 //! The whole system on one machine, with the same binaries that deploy.
 #![warn(missing_docs)]
 
+pub mod audit;
+pub mod chaos;
 pub mod client;
 pub mod demo;
 pub mod faults;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use local::chaos::{self, ChaosOptions};
 use local::demo::{self, DemoOptions};
+use local::faults::FaultPlan;
 use local::resources::Overrides;
 use local::stack::{Stack, StackOptions};
 
@@ -54,6 +56,38 @@ enum Command {
         /// Seconds to wait for the pipeline.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Use the binaries already in target/debug.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Break the system on purpose (faults on AWS calls, killed processes, duplicate
+    /// requests, redeliveries) while orders flow, then check that every order completed
+    /// exactly once or failed with its reason; exits non-zero if not.
+    Chaos {
+        /// Orders to place (one user each).
+        #[arg(long, default_value_t = 2000)]
+        orders: usize,
+        /// Clients at the same time.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Share of the functions' AWS calls that get a fault.
+        #[arg(long, default_value_t = 0.08)]
+        fault_rate: f64,
+        /// Function processes to kill with SIGKILL (at least one per function).
+        #[arg(long, default_value_t = 8)]
+        kills: usize,
+        /// Share of clients that send duplicate order requests.
+        #[arg(long, default_value_t = 0.2)]
+        duplicates: f64,
+        /// The order queue's visibility timeout in seconds (short: redeliveries happen).
+        #[arg(long, default_value_t = 3)]
+        visibility_timeout: u32,
+        /// Seed of the faults, the clients and the kills.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Seconds without progress after which the orders still in flight are lost.
+        #[arg(long, default_value_t = 90)]
+        patience: u64,
         /// Use the binaries already in target/debug.
         #[arg(long)]
         no_build: bool,
@@ -181,6 +215,60 @@ async fn run_demo(
     }
 }
 
+/// Starts the stack, runs `work` on it (until Ctrl-C), and stops the stack either way.
+async fn with_stack<T>(
+    options: StackOptions,
+    work: impl AsyncFnOnce(&Stack) -> Result<T, String>,
+) -> Result<T, String> {
+    let stack = Stack::start(options).await.map_err(|e| e.to_string())?;
+    let outcome = tokio::select! {
+        outcome = work(&stack) => Some(outcome),
+        () = wait_for_signal() => None,
+    };
+    stack.stop().await;
+    outcome.unwrap_or_else(|| Err("interrupted; the stack is stopped".to_owned()))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_chaos(
+    mut options: StackOptions,
+    chaos: ChaosOptions,
+    fault_rate: f64,
+    visibility_timeout: u32,
+) -> Result<bool, String> {
+    options.api_port = 0;
+    options.overrides = Overrides {
+        visibility_timeout_seconds: Some(visibility_timeout),
+    };
+    options.stream_retry_delay = Duration::from_millis(300);
+    options.faults = FaultPlan {
+        rate: fault_rate.clamp(0.0, 1.0),
+        seed: chaos.seed,
+        ..FaultPlan::NONE
+    };
+    options.state_dir = options.state_dir.join("chaos");
+    local::logging::init(&options.state_dir.join("logs"))?;
+    println!(
+        "local chaos: {} orders, faults on {:.0} % of the functions' AWS calls, {} kills, visibility timeout {visibility_timeout} s, seed {}",
+        chaos.orders,
+        fault_rate * 100.0,
+        chaos.kills,
+        chaos.seed
+    );
+    let report = with_stack(options, async |stack: &Stack| {
+        chaos::run(stack, &chaos).await
+    })
+    .await?;
+    println!("{report}");
+    if report.holds() {
+        println!("local chaos: every order completed exactly once or failed with its reason");
+        Ok(true)
+    } else {
+        println!("local chaos: INVARIANTS FAILED");
+        Ok(false)
+    }
+}
+
 fn down(options: &StackOptions) -> Result<(), String> {
     let pid_file = pid_file(options);
     let Ok(pid) = std::fs::read_to_string(&pid_file) else {
@@ -248,6 +336,31 @@ async fn main() -> ExitCode {
                     progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 };
                 run_demo(options, demo, port).await
+            }
+            Err(e) => Err(e),
+        },
+        Command::Chaos {
+            orders,
+            concurrency,
+            fault_rate,
+            kills,
+            duplicates,
+            visibility_timeout,
+            seed,
+            patience,
+            no_build,
+        } => match if no_build { Ok(()) } else { build(&workspace) } {
+            Ok(()) => {
+                let chaos = ChaosOptions {
+                    orders,
+                    concurrency,
+                    duplicate_share: duplicates.clamp(0.0, 1.0),
+                    kills,
+                    seed,
+                    patience: Duration::from_secs(patience),
+                    progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                };
+                run_chaos(options, chaos, fault_rate, visibility_timeout).await
             }
             Err(e) => Err(e),
         },

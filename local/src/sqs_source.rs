@@ -42,6 +42,40 @@ pub struct SqsSourceStats {
     pub failed: AtomicU64,
     /// How receiving is going.
     pub polling: PollHealth,
+    /// Why each message that failed last failed, by message id (forgotten once it
+    /// succeeds): the reason a dead-lettered message carries.
+    failure_reasons: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl SqsSourceStats {
+    /// Why the message last failed, if it did and has not succeeded since.
+    pub fn failure_reason(&self, message_id: &str) -> Option<String> {
+        self.failure_reasons
+            .lock()
+            .ok()
+            .and_then(|reasons| reasons.get(message_id).cloned())
+    }
+
+    fn record_outcomes(&self, messages: &[Message], failed: &HashSet<String>, outcome: &Outcome) {
+        let Ok(mut reasons) = self.failure_reasons.lock() else {
+            return;
+        };
+        let reason = match outcome {
+            Outcome::Response(_) => "the function reported it as a batch item failure".to_owned(),
+            Outcome::FunctionError { error_type, .. } => {
+                format!("the invocation failed ({error_type})")
+            }
+            Outcome::Crashed(why) => format!("the function process died ({why})"),
+            Outcome::TimedOut => "the invocation timed out".to_owned(),
+        };
+        for id in messages.iter().filter_map(|m| m.message_id.as_deref()) {
+            if failed.contains(id) {
+                reasons.insert(id.to_owned(), reason.clone());
+            } else {
+                reasons.remove(id);
+            }
+        }
+    }
 }
 
 /// Runs an SQS mapping until `shutdown`.
@@ -90,6 +124,7 @@ pub async fn run(
         let event = json!({ "Records": messages.iter().map(|m| lambda_sqs_record(m, &config.queue.arn, &config.region)).collect::<Vec<_>>() });
         let outcome = function.invoke(event.to_string()).await;
         let failed = failed_ids(&config, &messages, &outcome);
+        stats.record_outcomes(&messages, &failed, &outcome);
         function
             .stats()
             .batch_item_failures

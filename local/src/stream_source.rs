@@ -333,7 +333,15 @@ async fn deliver(
                 rest.drain(..index);
                 if retries >= config.maximum_retry_attempts {
                     let after = rest.split_off(1);
-                    set_aside(mapping, shard, &rest, retries + 1, "RetryAttemptsExhausted").await;
+                    set_aside(
+                        mapping,
+                        shard,
+                        &rest,
+                        retries + 1,
+                        "RetryAttemptsExhausted",
+                        None,
+                    )
+                    .await;
                     if !after.is_empty() {
                         work.push_front((after, 0));
                     }
@@ -350,6 +358,7 @@ async fn deliver(
                         &records,
                         retries + 1,
                         "RetryAttemptsExhausted",
+                        Some(&reason),
                     )
                     .await;
                 } else if config.bisect_on_error && records.len() > 1 {
@@ -372,6 +381,7 @@ async fn set_aside(
     records: &[Value],
     attempts: u32,
     condition: &str,
+    function_error: Option<&str>,
 ) {
     let Mapping {
         config,
@@ -394,7 +404,11 @@ async fn set_aside(
             "condition": condition,
             "approximateInvokeCount": attempts,
         },
-        "responseContext": { "statusCode": 200, "executedVersion": "$LATEST" },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": function_error,
+        },
         "version": "1.0",
         "timestamp": crate::now_rfc3339(),
         "DDBStreamBatchInfo": {

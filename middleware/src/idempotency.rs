@@ -64,7 +64,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -165,9 +165,53 @@ pub enum IdempotencyError<E> {
     /// The store could not be read or written.
     #[error("idempotency store: {0}")]
     Store(String),
+    /// The transaction kept being cancelled for a transient reason (another
+    /// transaction on one of its items, throttling): retry later.
+    #[error("transaction cancelled {attempts} times for a transient reason ({}); retry later", .codes.join(", "))]
+    Conflict {
+        /// The cancellation code of each item, from the last attempt.
+        codes: Vec<String>,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// The result could not be stored or read back.
     #[error("idempotency record data: {0}")]
     Data(#[from] serde_json::Error),
+}
+
+/// Cancellation codes that say nothing about the items' conditions: the same
+/// transaction may succeed when tried again (DynamoDB documents `TransactionConflict`
+/// as retryable; throttling of one item cancels the whole transaction too).
+pub const TRANSIENT_CANCELLATIONS: [&str; 3] = [
+    "TransactionConflict",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+];
+
+/// Attempts at a transaction cancelled only for transient reasons, the first included.
+pub const TRANSACTION_ATTEMPTS: u32 = 3;
+
+/// Whether a cancellation is transient: some item was cancelled for a transient reason
+/// and no item failed its condition (a failed condition is an answer, not a hiccup).
+pub fn is_transient_cancellation(reasons: &[CancellationReason]) -> bool {
+    let code = |r: &CancellationReason| r.code().unwrap_or("None").to_owned();
+    reasons
+        .iter()
+        .any(|r| TRANSIENT_CANCELLATIONS.contains(&code(r).as_str()))
+        && !reasons
+            .iter()
+            .any(|r| r.code() == Some("ConditionalCheckFailed"))
+}
+
+/// A short, jittered pause before trying a transiently cancelled transaction again.
+pub fn transaction_backoff(attempt: u32) -> Duration {
+    let jitter = u64::from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos(),
+    ) % 50;
+    Duration::from_millis(25 * u64::from(attempt.max(1)) + jitter)
 }
 
 /// A SHA-256, hex-encoded: the `validation` of a payload.
@@ -497,13 +541,26 @@ impl Idempotency {
                 .map_err(|e| IdempotencyError::Store(e.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        let mut attempt = 1;
+        let sent = loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let transient = matches!(
+                sent.as_ref().map_err(|e| e.as_service_error()),
+                Err(Some(TransactWriteItemsError::TransactionCanceledException(e)))
+                    if is_transient_cancellation(e.cancellation_reasons())
+            );
+            if !transient || attempt >= TRANSACTION_ATTEMPTS {
+                break sent;
+            }
+            tokio::time::sleep(transaction_backoff(attempt)).await;
+            attempt += 1;
+        };
+        match sent {
             Ok(_) => {
                 if !self.config.disabled {
                     self.remember(
@@ -519,6 +576,18 @@ impl Idempotency {
             }
             Err(error) => {
                 let reasons = match error.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(e))
+                        if is_transient_cancellation(e.cancellation_reasons()) =>
+                    {
+                        return Err(IdempotencyError::Conflict {
+                            codes: e
+                                .cancellation_reasons()
+                                .iter()
+                                .map(|r| r.code().unwrap_or("None").to_owned())
+                                .collect(),
+                            attempts: attempt,
+                        });
+                    }
                     Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
                         e.cancellation_reasons().to_vec()
                     }

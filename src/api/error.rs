@@ -14,6 +14,8 @@ pub struct ApiError {
     pub message: String,
     /// Structured extras (the field that failed, the allowed methods...).
     pub details: Option<serde_json::Value>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for transient failures.
+    pub retry_after_seconds: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -32,7 +34,15 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after_seconds: None,
         }
+    }
+
+    /// Marks the failure transient: answered with `Retry-After: seconds`.
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after_seconds = Some(seconds);
+        self
     }
 
     /// Adds details.

@@ -21,9 +21,9 @@ pub async fn serve(api: &OrdersApi, request: Request) -> Response<Body> {
                     503,
                     "TIMEOUT",
                     "the request did not finish in time; nothing is lost by retrying it (with the same Idempotency-Key for POST /order)",
-                ),
+                )
+                .retry_after(1),
             )
-            .with_header("retry-after", "1".to_owned())
         }
     };
     to_lambda_response(response)

@@ -161,6 +161,9 @@ impl From<ApiError> for ApiResponse {
         {
             response.headers.push(("allow", allow.to_owned()));
         }
+        if let Some(seconds) = error.retry_after_seconds {
+            response.headers.push(("retry-after", seconds.to_string()));
+        }
         response
     }
 }
@@ -489,6 +492,15 @@ impl OrdersApi {
                 },
                 None => Err(cart_changed()),
             },
+            Err(conflict @ CreateOrderError::Conflict { .. }) => {
+                tracing::warn!(reason = %conflict, "order not placed: transient conflict");
+                Err(ApiError::new(
+                    503,
+                    "TRANSACTION_CONFLICT",
+                    "the order could not be placed now because of a concurrent change; nothing was ordered, retry (with the same Idempotency-Key)",
+                )
+                .retry_after(1))
+            }
             Err(CreateOrderError::Store(e)) => Err(e.into()),
         }
     }

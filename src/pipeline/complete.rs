@@ -38,6 +38,10 @@ pub enum CompleteMessageError {
     /// Another invocation is completing this order; retry later.
     #[error(transparent)]
     InFlight(#[from] InFlight),
+    /// The transaction kept being cancelled for a transient reason (a concurrent
+    /// transaction on the order, throttling); the message is retried.
+    #[error("{0}")]
+    Conflict(String),
     /// The idempotency record refused or failed.
     #[error("idempotency: {0}")]
     Idempotency(String),
@@ -89,6 +93,9 @@ impl Completer {
             }
             Ok(TransactionOutcome::Cancelled(_)) => self.store.completion_conflict(&id).await?,
             Err(IdempotencyError::Work(e)) => return Err(e.into()),
+            Err(conflict @ IdempotencyError::Conflict { .. }) => {
+                return Err(CompleteMessageError::Conflict(conflict.to_string()));
+            }
             Err(other) => return Err(CompleteMessageError::Idempotency(other.to_string())),
         };
         match completion {

@@ -72,6 +72,32 @@ pub struct TestEnv {
     pub queue: SqsOrderQueue,
 }
 
+/// SDK configuration whose calls go through a fault proxy injecting `fault` on every
+/// call it applies to; the proxy stops when this is dropped.
+pub struct Faulty {
+    pub sdk: aws_config::SdkConfig,
+    pub proxy: local::faults::ProxyHandle,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+pub async fn faulty(fault: local::faults::Fault) -> Faulty {
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let plan = local::faults::FaultPlan {
+        rate: 1.0,
+        only: Some(fault),
+        ..local::faults::FaultPlan::NONE
+    };
+    let proxy = local::faults::start(moto().endpoint(), plan, stop_rx)
+        .await
+        .unwrap();
+    let sdk = resources::emulator_sdk_config(&proxy.endpoint, REGION).await;
+    Faulty {
+        sdk,
+        proxy,
+        _stop: stop,
+    }
+}
+
 impl TestEnv {
     pub async fn new() -> Self {
         let sdk = resources::emulator_sdk_config(moto().endpoint(), REGION).await;
