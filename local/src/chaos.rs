@@ -276,10 +276,11 @@ async fn killer(
         let Some(function) = stack.function(&name) else {
             continue;
         };
-        let pid = function.pid();
-        if pid == 0 {
+        let running: Vec<u32> = function.pids().into_iter().filter(|pid| *pid != 0).collect();
+        if running.is_empty() {
             continue; // restarting right now
         }
+        let pid = running[rng.usize(..running.len())];
         let killed = tokio::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status()

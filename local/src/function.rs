@@ -18,11 +18,15 @@
 //! As on Lambda: an invocation that outlives the function's timeout kills the process;
 //! a process that exits is started again, and the invocation it held fails; the
 //! environment is the one Lambda sets plus the template's variables.
+//!
+//! A function runs `concurrency` processes (Lambda's execution environments), each
+//! with its own Runtime API: they take events from one queue, and a crash or timeout
+//! fails only the invocation its own process held.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -102,6 +106,8 @@ pub struct FunctionConfig {
     pub environment: BTreeMap<String, String>,
     /// File that receives the process's stdout and stderr.
     pub log_file: PathBuf,
+    /// Processes serving invocations at once (at least one).
+    pub concurrency: usize,
 }
 
 struct Pending {
@@ -111,31 +117,47 @@ struct Pending {
     reply: oneshot::Sender<Outcome>,
 }
 
+/// One execution environment: a process and its Runtime API.
+#[derive(Default)]
+struct Worker {
+    pid: AtomicU32,
+    /// Whether the current process has asked for an event (it got past init).
+    served_next: AtomicBool,
+    kill: Notify,
+}
+
 struct Shared {
     config: FunctionConfig,
     arn: String,
     queue_rx: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
-    in_flight: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
-    kill: Notify,
+    /// Invocations handed to a process, with the worker that holds each.
+    in_flight: Mutex<HashMap<String, (usize, oneshot::Sender<Outcome>)>>,
+    workers: Vec<Worker>,
+    running: AtomicUsize,
     exited: watch::Sender<bool>,
-    pid: AtomicU32,
-    /// Whether the current process has asked for an event (it got past init).
-    served_next: AtomicBool,
     stats: FunctionStats,
     init_errors: Mutex<Vec<String>>,
 }
 
 impl Shared {
-    fn take(&self, id: &str) -> Option<oneshot::Sender<Outcome>> {
+    fn take(&self, id: &str) -> Option<(usize, oneshot::Sender<Outcome>)> {
         self.in_flight.lock().ok()?.remove(id)
     }
 
-    fn fail_in_flight(&self, outcome: &Outcome) {
+    /// Fails the invocations `worker`'s process held.
+    fn fail_in_flight(&self, worker: usize, outcome: &Outcome) {
         let held: Vec<_> = match self.in_flight.lock() {
-            Ok(mut map) => map.drain().map(|(_, reply)| reply).collect(),
+            Ok(mut map) => {
+                let ids: Vec<String> = map
+                    .iter()
+                    .filter(|(_, (holder, _))| *holder == worker)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                ids.iter().filter_map(|id| map.remove(id)).collect()
+            }
             Err(_) => return,
         };
-        for reply in held {
+        for (_, reply) in held {
             let _ = reply.send(outcome.clone());
         }
     }
@@ -172,6 +194,7 @@ impl Function {
         let log = std::fs::OpenOptions::new()
             .append(true)
             .open(&config.log_file)?;
+        let workers = config.concurrency.max(1);
         let shared = Arc::new(Shared {
             arn: format!(
                 "arn:aws:lambda:{}:000000000000:function:{}",
@@ -180,24 +203,38 @@ impl Function {
             config,
             queue_rx: tokio::sync::Mutex::new(queue_rx),
             in_flight: Mutex::new(HashMap::new()),
-            kill: Notify::new(),
+            workers: (0..workers).map(|_| Worker::default()).collect(),
+            running: AtomicUsize::new(workers),
             exited: watch::channel(false).0,
-            pid: AtomicU32::new(0),
-            served_next: AtomicBool::new(false),
             stats: FunctionStats::default(),
             init_errors: Mutex::new(Vec::new()),
         });
-        let supervised = Arc::clone(&shared);
-        tokio::spawn(async move {
-            supervise(Arc::clone(&supervised), log, shutdown).await;
-            supervised.exited.send_replace(true);
-        });
+        for worker in 0..workers {
+            let supervised = Arc::clone(&shared);
+            let log = log.try_clone()?;
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                supervise(Arc::clone(&supervised), worker, log, shutdown).await;
+                if supervised.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    supervised.exited.send_replace(true);
+                }
+            });
+        }
         Ok(Self { shared, queue_tx })
     }
 
-    /// The process id of the current process (0 while none runs).
+    /// The process id of the first worker's process (0 while none runs).
     pub fn pid(&self) -> u32 {
-        self.shared.pid.load(Ordering::Relaxed)
+        self.pids().first().copied().unwrap_or(0)
+    }
+
+    /// The process id of each worker (0 where none runs right now).
+    pub fn pids(&self) -> Vec<u32> {
+        self.shared
+            .workers
+            .iter()
+            .map(|w| w.pid.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// The function's name.
@@ -260,8 +297,11 @@ impl Function {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Outcome::Crashed("the runtime dropped the invocation".to_owned()),
             Err(_) => {
-                self.shared.take(&id);
-                self.shared.kill.notify_one();
+                if let Some((worker, _)) = self.shared.take(&id)
+                    && let Some(worker) = self.shared.workers.get(worker)
+                {
+                    worker.kill.notify_one();
+                }
                 Outcome::TimedOut
             }
         };
@@ -289,13 +329,17 @@ fn trace_id() -> String {
     )
 }
 
-async fn runtime_api(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+async fn runtime_api(
+    shared: Arc<Shared>,
+    worker: usize,
+    request: Request<Incoming>,
+) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let Some(route) = path.strip_prefix(PREFIX) else {
         return http::response(404, r#"{"errorMessage":"unknown path"}"#);
     };
     match (request.method().clone(), route) {
-        (Method::GET, "/invocation/next") => next(&shared).await,
+        (Method::GET, "/invocation/next") => next(&shared, worker).await,
         (Method::POST, "/init/error") => {
             let body = http::read_body(request, MAX_PAYLOAD)
                 .await
@@ -343,7 +387,7 @@ async fn runtime_api(shared: Arc<Shared>, request: Request<Incoming>) -> Respons
                 _ => return http::response(404, r#"{"errorMessage":"unknown path"}"#),
             };
             match shared.take(&id) {
-                Some(reply) => {
+                Some((_, reply)) => {
                     let _ = reply.send(outcome);
                     http::response(202, r#"{"status":"OK"}"#)
                 }
@@ -354,8 +398,10 @@ async fn runtime_api(shared: Arc<Shared>, request: Request<Incoming>) -> Respons
     }
 }
 
-async fn next(shared: &Shared) -> Response<Body> {
-    shared.served_next.store(true, Ordering::Relaxed);
+async fn next(shared: &Shared, worker: usize) -> Response<Body> {
+    if let Some(worker) = shared.workers.get(worker) {
+        worker.served_next.store(true, Ordering::Relaxed);
+    }
     let pending = {
         let mut queue = shared.queue_rx.lock().await;
         queue.recv().await
@@ -366,7 +412,7 @@ async fn next(shared: &Shared) -> Response<Body> {
     // Recorded before answering: if the process dies from here on, the supervisor
     // fails this invocation instead of losing it.
     if let Ok(mut map) = shared.in_flight.lock() {
-        map.insert(pending.id.clone(), pending.reply);
+        map.insert(pending.id.clone(), (worker, pending.reply));
     }
     let _ = pending.started.send(());
     let deadline = SystemTime::now()
@@ -389,8 +435,16 @@ async fn next(shared: &Shared) -> Response<Body> {
     response
 }
 
-async fn supervise(shared: Arc<Shared>, log: std::fs::File, mut shutdown: watch::Receiver<bool>) {
+async fn supervise(
+    shared: Arc<Shared>,
+    index: usize,
+    log: std::fs::File,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let config = &shared.config;
+    let Some(worker) = shared.workers.get(index) else {
+        return;
+    };
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     loop {
@@ -415,10 +469,10 @@ async fn supervise(shared: Arc<Shared>, log: std::fs::File, mut shutdown: watch:
         let api = Arc::clone(&shared);
         tokio::spawn(http::serve(
             listener,
-            move |request| runtime_api(Arc::clone(&api), request),
+            move |request| runtime_api(Arc::clone(&api), index, request),
             generation_rx,
         ));
-        shared.served_next.store(false, Ordering::Relaxed);
+        worker.served_next.store(false, Ordering::Relaxed);
 
         let (Ok(out), Ok(err)) = (log.try_clone(), log.try_clone()) else {
             tracing::error!(function = %config.name, "cannot share the log file with the process");
@@ -435,14 +489,14 @@ async fn supervise(shared: Arc<Shared>, log: std::fs::File, mut shutdown: watch:
                 format!("cannot start: {e}")
             }
             Ok(mut child) => {
-                shared.pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
+                worker.pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
                 let reason = tokio::select! {
                     status = child.wait() => {
                         let reason = status.map_or_else(|e| e.to_string(), |s| s.to_string());
                         tracing::warn!(function = %config.name, %reason, "function process exited; starting it again");
                         format!("process exited: {reason}")
                     }
-                    () = shared.kill.notified() => {
+                    () = worker.kill.notified() => {
                         let _ = child.kill().await;
                         tracing::warn!(function = %config.name, "invocation timed out; process restarted");
                         "timed out".to_owned()
@@ -452,13 +506,13 @@ async fn supervise(shared: Arc<Shared>, log: std::fs::File, mut shutdown: watch:
                         "shutting down".to_owned()
                     }
                 };
-                shared.pid.store(0, Ordering::Relaxed);
+                worker.pid.store(0, Ordering::Relaxed);
                 reason
             }
         };
         generation.send_replace(true);
-        shared.fail_in_flight(&Outcome::Crashed(reason.clone()));
-        if !shared.served_next.load(Ordering::Relaxed) && !*shutdown.borrow() {
+        shared.fail_in_flight(index, &Outcome::Crashed(reason.clone()));
+        if !worker.served_next.load(Ordering::Relaxed) && !*shutdown.borrow() {
             // Init failed: as on Lambda, the invocation waiting for this start fails.
             let init_error = shared
                 .init_errors

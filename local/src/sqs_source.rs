@@ -29,6 +29,8 @@ pub struct SqsSourceConfig {
     pub batch_size: usize,
     /// Whether the function's `batchItemFailures` are honoured.
     pub report_batch_item_failures: bool,
+    /// Pollers receiving and invoking at once (the mapping's MaximumConcurrency).
+    pub concurrency: usize,
 }
 
 /// Counters of an SQS source.
@@ -78,15 +80,40 @@ impl SqsSourceStats {
     }
 }
 
-/// Runs an SQS mapping until `shutdown`.
+/// Runs an SQS mapping until `shutdown`: `concurrency` pollers, each receiving a batch
+/// and invoking the function with it, as Lambda's pollers do.
 pub async fn run(
     config: SqsSourceConfig,
     sdk: aws_config::SdkConfig,
     function: Function,
     stats: Arc<SqsSourceStats>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let config = Arc::new(config);
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let pollers: Vec<_> = (0..config.concurrency.max(1))
+        .map(|_| {
+            tokio::spawn(poll(
+                Arc::clone(&config),
+                client.clone(),
+                function.clone(),
+                Arc::clone(&stats),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    for poller in pollers {
+        let _ = poller.await;
+    }
+}
+
+async fn poll(
+    config: Arc<SqsSourceConfig>,
+    client: aws_sdk_sqs::Client,
+    function: Function,
+    stats: Arc<SqsSourceStats>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let client = aws_sdk_sqs::Client::new(&sdk);
     let source = format!("queue {} -> {}", config.queue.name, function.name());
     loop {
         let receive = client

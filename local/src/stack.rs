@@ -64,6 +64,8 @@ pub struct StackOptions {
     pub stream_retry_delay: Duration,
     /// Faults injected between the functions and the emulator.
     pub faults: FaultPlan,
+    /// Processes of each function behind the API (Lambda scales these with the load).
+    pub api_concurrency: usize,
 }
 
 impl StackOptions {
@@ -86,6 +88,7 @@ impl StackOptions {
             overrides: Overrides::default(),
             stream_retry_delay: Duration::from_secs(1),
             faults: FaultPlan::NONE,
+            api_concurrency: 4,
         })
     }
 }
@@ -150,6 +153,12 @@ fn resolve(value: &Value, spec: &StackSpec, resources: &Resources) -> Result<Str
             }
         }
     }
+}
+
+/// Pollers (and consumer processes) of a queue mapping: its MaximumConcurrency, at
+/// least Lambda's floor of 2; without one, 5 (Lambda's pollers start at five).
+fn queue_concurrency(maximum: Option<u32>) -> usize {
+    maximum.map_or(5, |m| m.max(2) as usize)
 }
 
 impl Stack {
@@ -228,7 +237,28 @@ impl Stack {
             if let Some(format) = &function.log_format {
                 environment.insert("AWS_LAMBDA_LOG_FORMAT".to_owned(), format.clone());
             }
+            // As many processes as Lambda would run at once: the API's functions scale
+            // (bounded here), a queue consumer up to its mapping's MaximumConcurrency,
+            // a stream consumer one per shard (the emulator has one).
+            let serves_api = self
+                .spec
+                .routes
+                .iter()
+                .any(|r| r.function == function.logical_id);
+            let queue_concurrency = self
+                .spec
+                .sqs_mappings
+                .iter()
+                .filter(|m| m.function == function.logical_id)
+                .map(|m| queue_concurrency(m.maximum_concurrency))
+                .max();
+            let concurrency = if serves_api {
+                options.api_concurrency.max(1)
+            } else {
+                queue_concurrency.unwrap_or(1)
+            };
             let config = FunctionConfig {
+                concurrency,
                 name: function.binary.clone(),
                 binary,
                 timeout: Duration::from_secs(function.timeout_seconds),
@@ -295,6 +325,7 @@ impl Stack {
                 region: options.region.clone(),
                 batch_size: mapping.batch_size,
                 report_batch_item_failures: mapping.report_batch_item_failures,
+                concurrency: queue_concurrency(mapping.maximum_concurrency),
             };
             let stats = Arc::new(SqsSourceStats::default());
             self.sources

@@ -138,6 +138,9 @@ pub struct SqsMappingSpec {
     pub batch_size: usize,
     /// `ReportBatchItemFailures` is on.
     pub report_batch_item_failures: bool,
+    /// `ScalingConfig.MaximumConcurrency`: most invocations at once (Lambda's floor
+    /// is 2; without the setting it scales to the account's limit).
+    pub maximum_concurrency: Option<u32>,
 }
 
 /// An API route.
@@ -657,6 +660,12 @@ impl<'a> Reader<'a> {
             queue,
             batch_size: self.number(props, "BatchSize", 10)?,
             report_batch_item_failures: reports_item_failures(props),
+            maximum_concurrency: match get(props, "ScalingConfig") {
+                Some(scaling) if get(scaling, "MaximumConcurrency").is_some() => {
+                    Some(self.number(scaling, "MaximumConcurrency", 2)?)
+                }
+                _ => None,
+            },
         })
     }
 

@@ -35,8 +35,11 @@ while True:
         req = urllib.request.Request(f"{base}/invocation/{rid}/error", data=b'{"errorMessage":"boom","errorType":"Handler.Boom"}', method="POST")
         req.add_header("Lambda-Runtime-Function-Error-Type", "Handler.Boom")
     else:
+        event = json.loads(body)
+        if isinstance(event, dict) and "sleep" in event:
+            time.sleep(event["sleep"])
         env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "_HANDLER", "CUSTOM"))}
-        out = json.dumps({"event": json.loads(body), "headers": headers, "env": env}).encode()
+        out = json.dumps({"event": event, "headers": headers, "env": env, "pid": os.getpid()}).encode()
         req = urllib.request.Request(f"{base}/invocation/{rid}/response", data=out, method="POST")
     urllib.request.urlopen(req).read()
 "#;
@@ -51,6 +54,14 @@ fn client(mode: &str) -> (PathBuf, PathBuf) {
 }
 
 async fn start(mode: &str, timeout: Duration) -> (Function, watch::Sender<bool>, PathBuf) {
+    start_many(mode, timeout, 1).await
+}
+
+async fn start_many(
+    mode: &str,
+    timeout: Duration,
+    concurrency: usize,
+) -> (Function, watch::Sender<bool>, PathBuf) {
     let (binary, dir) = client(mode);
     let (stop, stop_rx) = watch::channel(false);
     let config = FunctionConfig {
@@ -61,15 +72,16 @@ async fn start(mode: &str, timeout: Duration) -> (Function, watch::Sender<bool>,
         region: "eu-west-1".to_owned(),
         environment: BTreeMap::from([("CUSTOM_SETTING".to_owned(), "from-template".to_owned())]),
         log_file: dir.join("function.log"),
+        concurrency,
     };
     (Function::start(config, stop_rx).await.unwrap(), stop, dir)
 }
 
 async fn stop(function: Function, stop: watch::Sender<bool>, dir: PathBuf) {
-    let pid = function.pid();
+    let pids = function.pids();
     stop.send_replace(true);
     function.stopped().await;
-    if pid != 0 {
+    for pid in pids.into_iter().filter(|pid| *pid != 0) {
         assert!(
             !PathBuf::from(format!("/proc/{pid}")).exists(),
             "process {pid} outlived the stop"
@@ -183,5 +195,56 @@ async fn a_reported_error_keeps_its_type() {
         other => panic!("expected a function error, got {other:?}"),
     }
     assert_eq!(FunctionStats::get(&function.stats().restarts), 0);
+    stop(function, stopper, dir).await;
+}
+
+/// Several execution environments serve invocations at once, each with its own process;
+/// killing one fails only the invocation it held.
+#[tokio::test]
+async fn concurrent_processes_serve_at_once_and_fail_alone() {
+    let (function, stopper, dir) = start_many("echo", Duration::from_secs(10), 2).await;
+    let pids = loop {
+        let pids = function.pids();
+        if pids.iter().all(|pid| *pid != 0) {
+            break pids;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(pids.len(), 2);
+
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(
+        function.invoke(r#"{"sleep":1.0}"#),
+        function.invoke(r#"{"sleep":1.0}"#)
+    );
+    let pid_of = |outcome: &Outcome| -> u64 {
+        serde_json::from_slice::<serde_json::Value>(outcome.response().expect("a response"))
+            .unwrap()["pid"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_ne!(pid_of(&a), pid_of(&b), "two processes served them");
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "served at once, not one after the other: {:?}",
+        started.elapsed()
+    );
+
+    let slow = || function.invoke(r#"{"sleep":3.0}"#);
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        std::process::Command::new("kill")
+            .args(["-9", &pids[0].to_string()])
+            .status()
+            .unwrap();
+    };
+    let (a, b, ()) = tokio::join!(slow(), slow(), killer);
+    let crashed = [&a, &b]
+        .iter()
+        .filter(|o| matches!(o, Outcome::Crashed(_)))
+        .count();
+    assert_eq!(crashed, 1, "{a:?} {b:?}");
+    assert!(a.response().is_some() || b.response().is_some());
+    assert_eq!(FunctionStats::get(&function.stats().restarts), 1);
     stop(function, stopper, dir).await;
 }
