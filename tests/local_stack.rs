@@ -20,6 +20,10 @@ use support::{max_receive_count, read, workspace};
 const KEY: &str = "e2e-test-key";
 
 async fn start_stack(stream_retry_delay: Duration) -> (Stack, PathBuf) {
+    start_stack_with(|options| options.stream_retry_delay = stream_retry_delay).await
+}
+
+async fn start_stack_with(adjust: impl FnOnce(&mut StackOptions)) -> (Stack, PathBuf) {
     let state = std::env::temp_dir().join(format!("local-stack-{}", uuid::Uuid::new_v4()));
     let mut options = StackOptions::for_workspace(&workspace()).unwrap();
     options.binaries = Path::new(env!("CARGO_BIN_EXE_orders-api"))
@@ -32,7 +36,7 @@ async fn start_stack(stream_retry_delay: Duration) -> (Stack, PathBuf) {
     options.overrides = Overrides {
         visibility_timeout_seconds: Some(1),
     };
-    options.stream_retry_delay = stream_retry_delay;
+    adjust(&mut options);
     (Stack::start(options).await.unwrap(), state)
 }
 
@@ -527,5 +531,46 @@ async fn orders_keep_flowing_after_a_redelivered_message_cancels_a_transaction()
     )
     .await;
     stack.stop().await;
+    let _ = std::fs::remove_dir_all(state);
+}
+
+/// `local chaos`, smaller: faults on a tenth of the functions' AWS calls, every function
+/// killed, duplicate requests, a short visibility timeout. Every order completes exactly
+/// once or fails with its reason; none is lost or applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_faults_kills_and_duplicates_every_order_completes_once_or_fails_with_a_reason() {
+    let (stack, state) = start_stack_with(|options| {
+        options.stream_retry_delay = Duration::from_millis(300);
+        options.overrides = Overrides {
+            visibility_timeout_seconds: Some(2),
+        };
+        options.faults = local::faults::FaultPlan {
+            rate: 0.1,
+            seed: 11,
+            ..local::faults::FaultPlan::NONE
+        };
+    })
+    .await;
+    let options = local::chaos::ChaosOptions {
+        orders: 60,
+        concurrency: 8,
+        kills: 5,
+        seed: 11,
+        patience: Duration::from_secs(60),
+        ..local::chaos::ChaosOptions::default()
+    };
+    let report = local::chaos::run(&stack, &options).await.unwrap();
+    stack.stop().await;
+    println!("{report}");
+    assert!(report.holds(), "{report}");
+    assert_eq!(report.audit.settled(), report.audit.orders, "{report}");
+    assert!(report.acknowledged >= 55, "{report}");
+    assert!(report.total_kills() >= 5, "{report}");
+    assert_eq!(report.kills.len(), 3, "every function killed: {report}");
+    assert!(
+        report.total_faults() * 20 >= report.calls,
+        "faults on at least 5 % of the calls: {report}"
+    );
+    assert!(report.duplicates.0 > 0, "{report}");
     let _ = std::fs::remove_dir_all(state);
 }

@@ -276,7 +276,11 @@ async fn killer(
         let Some(function) = stack.function(&name) else {
             continue;
         };
-        let running: Vec<u32> = function.pids().into_iter().filter(|pid| *pid != 0).collect();
+        let running: Vec<u32> = function
+            .pids()
+            .into_iter()
+            .filter(|pid| *pid != 0)
+            .collect();
         if running.is_empty() {
             continue; // restarting right now
         }

@@ -374,3 +374,62 @@ async fn writes_made_while_other_transactions_are_cancelled_are_kept() {
         }
     }
 }
+
+/// A Query on the base table reads its own partition (the emulator no longer sorts the
+/// whole table for it) with DynamoDB's semantics: key conditions, order, paging.
+#[tokio::test]
+async fn a_query_reads_one_partition_in_order_with_paging() {
+    let table = table().await;
+    for pk in ["other-a", "target", "other-b"] {
+        for i in 0..12 {
+            let mut item = item(pk, &[]);
+            item.insert("SK".to_owned(), AttributeValue::S(format!("LINE#{i:02}")));
+            table
+                .dynamodb
+                .put_item()
+                .table_name(&table.name)
+                .set_item(Some(item))
+                .send()
+                .await
+                .unwrap();
+        }
+        table.put(pk).await; // SK = ITEM, outside the LINE# prefix
+    }
+    let mut seen = Vec::new();
+    let mut start = None;
+    loop {
+        let page = table
+            .dynamodb
+            .query()
+            .table_name(&table.name)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :line)")
+            .expression_attribute_values(":pk", AttributeValue::S("target".to_owned()))
+            .expression_attribute_values(":line", AttributeValue::S("LINE#".to_owned()))
+            .scan_index_forward(false)
+            .limit(5)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items.unwrap_or_default() {
+            assert_eq!(item["PK"], AttributeValue::S("target".to_owned()));
+            seen.push(item["SK"].as_s().unwrap().clone());
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    let expected: Vec<String> = (0..12).rev().map(|i| format!("LINE#{i:02}")).collect();
+    assert_eq!(seen, expected);
+    let missing = table
+        .dynamodb
+        .query()
+        .table_name(&table.name)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S("nobody".to_owned()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.count, 0);
+}
