@@ -561,7 +561,7 @@ async fn under_faults_kills_and_duplicates_every_order_completes_once_or_fails_w
     };
     let report = local::chaos::run(&stack, &options).await.unwrap();
     stack.stop().await;
-    println!("{report}");
+    eprintln!("{report}");
     assert!(report.holds(), "{report}");
     assert_eq!(report.audit.settled(), report.audit.orders, "{report}");
     assert!(report.acknowledged >= 55, "{report}");

@@ -3,7 +3,8 @@
 //! Routes and their API-key requirement come from the template. As on API Gateway: a
 //! path or method with no route is `403 {"message":"Missing Authentication Token"}`;
 //! a missing or wrong `x-api-key` on a route that requires one is
-//! `403 {"message":"Forbidden"}`; a function error is `502`, a timeout `504`.
+//! `403 {"message":"Forbidden"}`; a function error is `502`, a timeout `504`; a
+//! request the HTTP layer cannot parse is `400` (or `414`, `431`) with a JSON message.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -57,7 +58,7 @@ pub async fn start(
         functions,
         address,
     });
-    tokio::spawn(http::serve(
+    tokio::spawn(http::serve_json(
         listener,
         move |request| handle(Arc::clone(&state), request),
         shutdown,

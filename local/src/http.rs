@@ -89,19 +89,52 @@ impl std::error::Error for Dropped {}
 
 /// Like [`serve`], but a handler that answers `None` drops the connection without a
 /// response: the client sees the connection close mid-request, as after a reset.
-pub async fn serve_or_drop<H, F>(
+pub async fn serve_or_drop<H, F>(listener: TcpListener, handler: H, shutdown: watch::Receiver<bool>)
+where
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Option<Response<Body>>> + Send + 'static,
+{
+    serve_io(listener, handler, shutdown, |stream| stream).await;
+}
+
+/// Like [`serve`], but requests the HTTP layer cannot parse (a raw `<` or space in
+/// the path, a bad header, a URI or headers too long) are answered with a JSON body
+/// ([`JsonRejections`]) instead of hyper's empty one.
+pub async fn serve_json<H, F>(listener: TcpListener, handler: H, shutdown: watch::Receiver<bool>)
+where
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    serve_io(
+        listener,
+        move |request| {
+            let answer = handler(request);
+            async move { Some(answer.await) }
+        },
+        shutdown,
+        JsonRejections::new,
+    )
+    .await;
+}
+
+async fn serve_io<H, F, W, IO>(
     listener: TcpListener,
     handler: H,
     mut shutdown: watch::Receiver<bool>,
+    wrap: W,
 ) where
     H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
     F: Future<Output = Option<Response<Body>>> + Send + 'static,
+    W: Fn(tokio::net::TcpStream) -> IO,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let handler = Arc::new(handler);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
+                let stream = wrap(stream);
                 let handler = Arc::clone(&handler);
                 let mut stop = shutdown.clone();
                 tokio::spawn(async move {
@@ -120,5 +153,139 @@ pub async fn serve_or_drop<H, F>(
             }
             () = stopped(&mut shutdown) => break,
         }
+    }
+}
+
+/// A connection whose automatic HTTP-layer rejections get a JSON body.
+///
+/// hyper answers a request it cannot parse itself (400, 414 URI too long, 431 headers
+/// too large) with an empty body and closes the connection; API Gateway's clients
+/// expect JSON. Every other answer on the connection comes from a handler and always
+/// has a body, so an answer with a 4xx status, `content-length: 0` and no
+/// `content-type` is one of hyper's, and is replaced as it is written. (The writes are
+/// not vectored, so hyper hands over each answer whole.)
+#[derive(Debug)]
+pub struct JsonRejections<S> {
+    inner: S,
+    /// A replacement being written, how much of it is out, and what to report written.
+    replacing: Option<(Vec<u8>, usize, usize)>,
+}
+
+impl<S> JsonRejections<S> {
+    /// Wraps a connection.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            replacing: None,
+        }
+    }
+}
+
+/// The JSON answer that replaces hyper's empty rejection `head`, if it is one.
+pub fn json_rejection(head: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(head.get(..head.len().min(512))?).ok()?;
+    let status = text.strip_prefix("HTTP/1.1 ")?.get(..3)?;
+    let lower = text.to_ascii_lowercase();
+    let empty = lower.contains("\r\ncontent-length: 0\r\n") && !lower.contains("content-type");
+    let message = match status {
+        "400" => "Bad Request: the request line or a header is malformed",
+        "414" => "Request-URI Too Long",
+        "431" => "Request Header Fields Too Large",
+        _ => return None,
+    };
+    if !empty {
+        return None;
+    }
+    let body = serde_json::json!({ "message": message }).to_string();
+    let reason = text.split("\r\n").next()?.get(13..).unwrap_or_default();
+    Some(
+        format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\nx-amzn-errortype: BadRequestException\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for JsonRejections<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for JsonRejections<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        if self.replacing.is_none()
+            && let Some(replacement) = json_rejection(buf)
+        {
+            self.replacing = Some((replacement, 0, buf.len()));
+        }
+        let this = &mut *self;
+        let Some((replacement, written, reported)) = &mut this.replacing else {
+            return std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        };
+        while *written < replacement.len() {
+            match std::pin::Pin::new(&mut this.inner).poll_write(cx, &replacement[*written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let reported = *reported;
+        this.replacing = None;
+        Poll::Ready(Ok(reported))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hypers_empty_rejections_are_replaced() {
+        let hyper_400 = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: Sun, 29 Nov 2026 18:00:00 GMT\r\n\r\n";
+        let replaced = String::from_utf8(json_rejection(hyper_400).unwrap()).unwrap();
+        assert!(
+            replaced.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{replaced}"
+        );
+        let body = replaced.split("\r\n\r\n").nth(1).unwrap();
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(json["message"].as_str().unwrap().starts_with("Bad Request"));
+        assert!(replaced.contains(&format!("content-length: {}\r\n", body.len())));
+        let hyper_431 =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n";
+        assert!(json_rejection(hyper_431).is_some());
+        // A handler's answers are left alone: they have bodies and a content-type.
+        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n{\"error\":\"X\"}";
+        assert!(json_rejection(ours).is_none());
+        let no_content = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
+        assert!(json_rejection(no_content).is_none());
     }
 }

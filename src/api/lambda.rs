@@ -49,11 +49,16 @@ pub fn to_api_request(request: Request) -> ApiRequest {
                 .collect()
         })
         .unwrap_or_default();
+    // Every header is kept, even one that is not visible ASCII: dropping it would turn
+    // an invalid `Idempotency-Key` into no key at all, and a retry into a second order.
     let headers = request
         .headers()
         .iter()
-        .filter_map(|(name, value)| {
-            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
         })
         .collect();
     let method = Method::parse(request.method().as_str());

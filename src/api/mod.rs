@@ -251,6 +251,9 @@ fn parse_body<T: serde::de::DeserializeOwned>(request: &ApiRequest) -> Result<T,
             "request body is empty; a JSON object is required",
         ));
     }
+    // Syntax first: a body that is not one JSON value is MALFORMED_JSON even when its
+    // first value already has the wrong shape (`{"a":1}{"b":2}`).
+    serde_json::from_slice::<serde::de::IgnoredAny>(&request.body)?;
     Ok(serde_json::from_slice(&request.body)?)
 }
 
