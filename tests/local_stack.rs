@@ -556,6 +556,7 @@ async fn under_faults_kills_and_duplicates_every_order_completes_once_or_fails_w
         concurrency: 8,
         kills: 5,
         seed: 11,
+        poison: 2,
         patience: Duration::from_secs(60),
         ..local::chaos::ChaosOptions::default()
     };
@@ -572,5 +573,24 @@ async fn under_faults_kills_and_duplicates_every_order_completes_once_or_fails_w
         "faults on at least 5 % of the calls: {report}"
     );
     assert!(report.duplicates.0 > 0, "{report}");
+    // The two poisoned orders failed for good, each with its reason.
+    assert_eq!(report.audit.set_aside.len(), 1, "{report}");
+    assert_eq!(report.audit.dead_lettered.len(), 1, "{report}");
+    assert!(
+        report
+            .audit
+            .dead_lettered
+            .values()
+            .all(|r| r.contains("does not match")),
+        "{report}"
+    );
+    assert!(
+        report
+            .audit
+            .set_aside
+            .values()
+            .all(|r| r.contains("does not decode")),
+        "{report}"
+    );
     let _ = std::fs::remove_dir_all(state);
 }

@@ -303,8 +303,19 @@ async fn order_inserts(stack: &Stack) -> Result<BTreeMap<u128, String>, String> 
     Ok(inserts)
 }
 
+/// What the failure queues held, kept across audits: reading a queue hides its
+/// messages for a while, so a later audit would not see them again.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// Dead-lettered orders and why.
+    pub dead_lettered: BTreeMap<String, String>,
+    /// Orders whose stream record was set aside, and why.
+    pub set_aside: BTreeMap<String, String>,
+}
+
 /// Audits the stack now. `acknowledged`: the order ids the API answered with;
-/// `one_order_per_user`: each user placed exactly one order.
+/// `one_order_per_user`: each user placed exactly one order; `evidence`: what earlier
+/// audits found on the failure queues (added to).
 ///
 /// # Errors
 /// A message if the table or stream cannot be read.
@@ -312,6 +323,7 @@ pub async fn run(
     stack: &Stack,
     acknowledged: &BTreeSet<String>,
     one_order_per_user: bool,
+    evidence: &mut Evidence,
 ) -> Result<Audit, String> {
     let orders = orders(stack).await?;
     let mut audit = Audit {
@@ -349,7 +361,7 @@ pub async fn run(
         .iter()
         .find_map(|q| q.redrive.as_ref().map(|(dlq, _)| dlq.clone()))
         .and_then(|id| stack.resources().queue(&id).cloned());
-    let mut dead: BTreeMap<String, String> = BTreeMap::new();
+    let dead = &mut evidence.dead_lettered;
     if let Some(dlq) = dead_letter_queue {
         for (message_id, order_id, body) in peek_queue(stack, &dlq.url).await {
             let reason = message_reasons
@@ -361,7 +373,7 @@ pub async fn run(
             dead.insert(order_id, reason);
         }
     }
-    let mut aside: BTreeMap<String, String> = BTreeMap::new();
+    let aside = &mut evidence.set_aside;
     let on_failure = stack
         .spec()
         .stream_mappings
@@ -436,8 +448,9 @@ pub async fn settle(
 ) -> Result<Audit, String> {
     let mut best = usize::MAX;
     let mut last_progress = std::time::Instant::now();
+    let mut evidence = Evidence::default();
     loop {
-        let audit = run(stack, acknowledged, one_order_per_user).await?;
+        let audit = run(stack, acknowledged, one_order_per_user, &mut evidence).await?;
         progress(&audit);
         let waiting = audit.in_flight.len();
         if waiting == 0 {

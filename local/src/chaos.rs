@@ -36,6 +36,10 @@ pub struct ChaosOptions {
     pub kills: usize,
     /// Seed of the shoppers and the kills.
     pub seed: u64,
+    /// Orders written straight into the table that can never complete (half cannot be
+    /// read, half name a line that does not exist): they must be set aside or
+    /// dead-lettered, each with its reason.
+    pub poison: usize,
     /// How long the orders may make no progress before the rest count as lost.
     pub patience: Duration,
     /// Draw progress on stderr.
@@ -50,6 +54,7 @@ impl Default for ChaosOptions {
             duplicate_share: 0.2,
             kills: 8,
             seed: 7,
+            poison: 4,
             patience: Duration::from_secs(90),
             progress: false,
         }
@@ -65,6 +70,8 @@ pub struct ChaosReport {
     pub concurrency: usize,
     /// Orders the API acknowledged.
     pub acknowledged: usize,
+    /// Orders that cannot complete, written straight into the table.
+    pub poisoned: usize,
     /// Shoppers who gave up without an acknowledged order, with why.
     pub gave_up: Vec<String>,
     /// Requests clients sent again after a failure.
@@ -298,6 +305,59 @@ async fn killer(
     done
 }
 
+/// Writes `count` orders that can never complete straight into the table: every
+/// other one cannot be read (the stream function fails it until the mapping sets it
+/// aside), the rest name a line item that does not exist (the consumer's transaction
+/// fails until the message is dead-lettered). Returns their ids.
+async fn poison(stack: &Stack, count: usize, seed: u64) -> Result<Vec<String>, String> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let client = aws_sdk_dynamodb::Client::new(stack.sdk());
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let id = uuid::Uuid::from_u64_pair(seed, i as u64).to_string();
+        let user = format!("poison-{seed}-{i}");
+        let line = AttributeValue::M(
+            [
+                ("product_id", s("desk-oak-140")),
+                ("name", s("Oak standing desk")),
+                ("quantity", n(1)),
+                ("unit_price_minor", n(54_900)),
+                ("line_total_minor", n(54_900)),
+                ("line_status", s("PENDING")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        );
+        let lines = if i % 2 == 0 {
+            s("not a list of lines")
+        } else {
+            AttributeValue::L(vec![line])
+        };
+        client
+            .put_item()
+            .table_name(&stack.resources().table_name)
+            .item("PK", s(&format!("ORDER#{id}")))
+            .item("SK", s("ORDER"))
+            .item("entity", s("ORDER"))
+            .item("order_id", s(&id))
+            .item("user_id", s(&user))
+            .item("order_status", s("ORDERED"))
+            .item("lines", lines)
+            .item("line_count", n(1))
+            .item("total_minor", n(54_900))
+            .item("currency", s("USD"))
+            .item("placed_at", s(&crate::now_rfc3339()))
+            .send()
+            .await
+            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
 /// Runs the chaos workload against a started stack (started with faults and a short
 /// visibility timeout) and audits the outcome.
 ///
@@ -322,6 +382,7 @@ pub async fn run(stack: &Stack, options: &ChaosOptions) -> Result<ChaosReport, S
         seed: options.seed,
     };
     let plans = workload.plans(options.orders, &products);
+    let poisoned = poison(stack, options.poison, options.seed).await?;
     let shopping = async {
         let shopped = shoppers::shop_all(
             Arc::clone(&api),
@@ -342,7 +403,8 @@ pub async fn run(stack: &Stack, options: &ChaosOptions) -> Result<ChaosReport, S
         kills,
         ..ChaosReport::default()
     };
-    let mut acknowledged = BTreeSet::new();
+    report.poisoned = poisoned.len();
+    let mut acknowledged: BTreeSet<String> = poisoned.into_iter().collect();
     for shopper in shopped {
         report.client_retries += shopper.retries;
         report.duplicates.0 += shopper.duplicates_sent;
@@ -359,7 +421,7 @@ pub async fn run(stack: &Stack, options: &ChaosOptions) -> Result<ChaosReport, S
             )),
         }
     }
-    report.acknowledged = acknowledged.len();
+    report.acknowledged = acknowledged.len() - report.poisoned;
 
     let progress = options.progress;
     report.audit = audit::settle(stack, &acknowledged, true, options.patience, |audit| {

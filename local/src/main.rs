@@ -85,6 +85,10 @@ enum Command {
         /// Seed of the faults, the clients and the kills.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Orders written straight into the table that can never complete: each must
+        /// be set aside or dead-lettered with its reason.
+        #[arg(long, default_value_t = 4)]
+        poison: usize,
         /// Seconds without progress after which the orders still in flight are lost.
         #[arg(long, default_value_t = 90)]
         patience: u64,
@@ -347,6 +351,7 @@ async fn main() -> ExitCode {
             duplicates,
             visibility_timeout,
             seed,
+            poison,
             patience,
             no_build,
         } => match if no_build { Ok(()) } else { build(&workspace) } {
@@ -357,6 +362,7 @@ async fn main() -> ExitCode {
                     duplicate_share: duplicates.clamp(0.0, 1.0),
                     kills,
                     seed,
+                    poison,
                     patience: Duration::from_secs(patience),
                     progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 };
