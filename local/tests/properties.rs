@@ -148,7 +148,6 @@ proptest! {
             Some(leaf) => failing_options(leaf, breaking),
             None => vec![if breaking % 2 == 0 { json!({ "exists": true }) } else { json!("x") }],
         };
-        let mut pattern = pattern;
         set(&mut pattern, path, options);
         let compiled = Pattern::new(pattern.clone()).unwrap();
         prop_assert!(!compiled.matches(&event), "{pattern} should not match {event}");
