@@ -39,6 +39,8 @@ pub struct OrderState {
     pub pending_lines: usize,
     /// `placed_at` → `processed_at`, when processed.
     pub latency_ms: Option<i64>,
+    /// `placed_at`, in epoch milliseconds.
+    pub placed_at_ms: Option<i64>,
 }
 
 /// The verdict on a run.
@@ -66,6 +68,8 @@ pub struct Audit {
     pub in_flight: Vec<String>,
     /// placed → processed latencies of the completed orders, sorted, in ms.
     pub latencies_ms: Vec<i64>,
+    /// (placed at, latency) of each completed order, in ms, in placing order.
+    pub timeline: Vec<(i64, i64)>,
 }
 
 impl Audit {
@@ -155,6 +159,7 @@ pub async fn orders(stack: &Stack) -> Result<BTreeMap<String, OrderState>, Strin
                             .unwrap_or(0),
                         pending_lines: 0,
                         latency_ms: placed.zip(processed).map(|(p, d)| d - p),
+                        placed_at_ms: placed,
                     },
                 );
             } else if sk.starts_with("LINE#") && text(&item, "line_status") == "PENDING" {
@@ -417,6 +422,9 @@ pub async fn run(
             "PROCESSED" if order.completions == 1 && order.pending_lines == 0 => {
                 audit.completed_once += 1;
                 audit.latencies_ms.extend(order.latency_ms);
+                if let (Some(placed), Some(latency)) = (order.placed_at_ms, order.latency_ms) {
+                    audit.timeline.push((placed, latency));
+                }
             }
             "PROCESSED" => audit.inconsistent.push(id.clone()),
             _ => {
@@ -431,6 +439,7 @@ pub async fn run(
         }
     }
     audit.latencies_ms.sort_unstable();
+    audit.timeline.sort_unstable();
     Ok(audit)
 }
 

@@ -10,6 +10,7 @@ pub mod filter;
 pub mod function;
 pub mod gateway;
 pub mod http;
+pub mod load;
 pub mod logging;
 pub mod moto;
 pub mod polling;

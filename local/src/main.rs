@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use local::chaos::{self, ChaosOptions};
 use local::demo::{self, DemoOptions};
 use local::faults::FaultPlan;
+use local::load::{self, LoadOptions};
 use local::resources::Overrides;
 use local::stack::{Stack, StackOptions};
 
@@ -92,6 +93,26 @@ enum Command {
         /// Seconds without progress after which the orders still in flight are lost.
         #[arg(long, default_value_t = 90)]
         patience: u64,
+        /// Use the binaries already in target/debug.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// A steady stream of orders (a new shopper every 1/RATE s) for SECONDS, then
+    /// the throughput achieved, the placed-to-processed latency and the audit;
+    /// exits non-zero if an order was lost or the stack did not keep up.
+    Load {
+        /// New orders per second.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Seconds the orders arrive.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Share of the functions' AWS calls that get a fault (0: none).
+        #[arg(long, default_value_t = 0.0)]
+        fault_rate: f64,
+        /// Seed of the shoppers (and faults).
+        #[arg(long, default_value_t = 3)]
+        seed: u64,
         /// Use the binaries already in target/debug.
         #[arg(long)]
         no_build: bool,
@@ -273,6 +294,30 @@ async fn run_chaos(
     }
 }
 
+async fn run_load(
+    mut options: StackOptions,
+    load: LoadOptions,
+    fault_rate: f64,
+) -> Result<bool, String> {
+    options.api_port = 0;
+    options.faults = FaultPlan {
+        rate: fault_rate.clamp(0.0, 1.0),
+        seed: load.seed,
+        ..FaultPlan::NONE
+    };
+    options.state_dir = options.state_dir.join("load");
+    local::logging::init(&options.state_dir.join("logs"))?;
+    println!(
+        "local load: {:.1} orders/s for {} s (faults on {:.0} % of the functions' AWS calls)",
+        load.rate,
+        load.duration.as_secs(),
+        fault_rate * 100.0
+    );
+    let report = with_stack(options, async |stack: &Stack| load::run(stack, &load).await).await?;
+    println!("{report}");
+    Ok(report.sustained())
+}
+
 fn down(options: &StackOptions) -> Result<(), String> {
     let pid_file = pid_file(options);
     let Ok(pid) = std::fs::read_to_string(&pid_file) else {
@@ -367,6 +412,24 @@ async fn main() -> ExitCode {
                     progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 };
                 run_chaos(options, chaos, fault_rate, visibility_timeout).await
+            }
+            Err(e) => Err(e),
+        },
+        Command::Load {
+            rate,
+            seconds,
+            fault_rate,
+            seed,
+            no_build,
+        } => match if no_build { Ok(()) } else { build(&workspace) } {
+            Ok(()) => {
+                let load = LoadOptions {
+                    rate: rate.max(0.1),
+                    duration: Duration::from_secs(seconds.max(1)),
+                    seed,
+                    ..LoadOptions::default()
+                };
+                run_load(options, load, fault_rate).await
             }
             Err(e) => Err(e),
         },
