@@ -26,9 +26,7 @@ use crate::domain::{
 };
 use crate::keys::{self, Entity, ItemKey};
 use crate::message::OrderMessage;
-use middleware::idempotency::{
-    TRANSACTION_ATTEMPTS, is_transient_cancellation, transaction_backoff,
-};
+use middleware::idempotency::{is_transient_cancellation, transact};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -525,21 +523,7 @@ impl Store {
             item.insert("user_id".to_owned(), s(order.user_id.as_str()));
             items.push(put_new(&self.table, item)?);
         }
-        let mut attempt = 1;
-        let sent = loop {
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let transient = matches!(&sent, Err(error) if cancellation_reasons(error).is_some_and(is_transient_cancellation));
-            if !transient || attempt >= TRANSACTION_ATTEMPTS {
-                break sent;
-            }
-            tokio::time::sleep(transaction_backoff(attempt)).await;
-            attempt += 1;
-        };
+        let (sent, attempt) = transact(&self.client, &items).await;
         match sent {
             Ok(_) => Ok(()),
             Err(error) => match cancellation_reasons(&error) {

@@ -12,14 +12,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use ecommerce_api::pipeline::forward::forward_orders;
-use local::resources::Overrides;
-use local::stack::{Stack, StackOptions};
 use serde_json::{Value, json};
-use support::{TestEnv, raw, stream_event, workspace};
+use support::{TestEnv, raw, stream_event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KEY: &str = "corpus-key";
@@ -662,17 +659,7 @@ async fn send(address: &str, request: &[u8]) -> (u16, String, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_malformed_request_gets_its_documented_status_and_a_json_error() {
-    let state = std::env::temp_dir().join(format!("corpus-{}", uuid::Uuid::new_v4()));
-    let mut options = StackOptions::for_workspace(&workspace()).unwrap();
-    options.binaries = Path::new(env!("CARGO_BIN_EXE_orders-api"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    options.state_dir = state.clone();
-    options.api_port = 0;
-    options.api_key = KEY.to_owned();
-    options.overrides = Overrides::default();
-    let stack = Stack::start(options).await.unwrap();
+    let (stack, state) = support::start_stack(KEY, |_| {}).await;
     let address = stack.api_url().trim_start_matches("http://").to_owned();
     let (status, _, _) = send(&address, &http("POST", "/loadProducts", &[], b"", true)).await;
     assert_eq!(status, 200);

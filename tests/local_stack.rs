@@ -15,7 +15,7 @@ use local::function::FunctionStats;
 use local::resources::Overrides;
 use local::stack::{Stack, StackOptions};
 use serde_json::{Value, json};
-use support::{max_receive_count, read, workspace};
+use support::{max_receive_count, read};
 
 const KEY: &str = "e2e-test-key";
 
@@ -24,20 +24,13 @@ async fn start_stack(stream_retry_delay: Duration) -> (Stack, PathBuf) {
 }
 
 async fn start_stack_with(adjust: impl FnOnce(&mut StackOptions)) -> (Stack, PathBuf) {
-    let state = std::env::temp_dir().join(format!("local-stack-{}", uuid::Uuid::new_v4()));
-    let mut options = StackOptions::for_workspace(&workspace()).unwrap();
-    options.binaries = Path::new(env!("CARGO_BIN_EXE_orders-api"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    options.state_dir = state.clone();
-    options.api_port = 0;
-    options.api_key = KEY.to_owned();
-    options.overrides = Overrides {
-        visibility_timeout_seconds: Some(1),
-    };
-    adjust(&mut options);
-    (Stack::start(options).await.unwrap(), state)
+    support::start_stack(KEY, |options| {
+        options.overrides = Overrides {
+            visibility_timeout_seconds: Some(1),
+        };
+        adjust(options);
+    })
+    .await
 }
 
 fn client(stack: &Stack) -> ApiClient {

@@ -96,14 +96,17 @@ impl Audit {
 
     /// The latency at percentile `p` (nearest rank).
     pub fn percentile(&self, p: f64) -> Option<i64> {
-        if self.latencies_ms.is_empty() {
-            return None;
-        }
-        let rank = ((p / 100.0) * (self.latencies_ms.len() as f64)).ceil() as usize;
-        self.latencies_ms
-            .get(rank.clamp(1, self.latencies_ms.len()) - 1)
-            .copied()
+        percentile(&self.latencies_ms, p)
     }
+}
+
+/// The value at percentile `p` of sorted values (nearest rank); `None` if empty.
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
 fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
@@ -113,7 +116,8 @@ fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn millis(rfc3339: &str) -> Option<i64> {
+/// Epoch milliseconds of an RFC 3339 time.
+pub fn millis(rfc3339: &str) -> Option<i64> {
     aws_smithy_types::DateTime::from_str(rfc3339, aws_smithy_types::date_time::Format::DateTime)
         .ok()?
         .to_millis()
@@ -179,17 +183,22 @@ pub async fn orders(stack: &Stack) -> Result<BTreeMap<String, OrderState>, Strin
     Ok(orders)
 }
 
-/// Messages in a queue, without taking them: (message id, order id, body).
-async fn peek_queue(stack: &Stack, url: &str) -> Vec<(String, Option<String>, String)> {
-    let sqs = aws_sdk_sqs::Client::new(stack.sdk());
+/// Messages in a queue, without taking them: (message id, order id, body). Each read
+/// hides a message for `visibility` seconds (0: not at all, and a queue of more than a
+/// few batches is then only sampled); reading stops at a round with nothing new.
+pub async fn peek_queue(
+    sdk: &aws_config::SdkConfig,
+    url: &str,
+    visibility: i32,
+) -> Vec<(String, Option<String>, String)> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut seen = BTreeMap::new();
-    // Each message is hidden for a minute once read, so every round brings new ones.
     for _ in 0..200 {
         let Ok(output) = sqs
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
-            .visibility_timeout(60)
+            .visibility_timeout(visibility)
             .message_attribute_names("All")
             .send()
             .await
@@ -197,9 +206,7 @@ async fn peek_queue(stack: &Stack, url: &str) -> Vec<(String, Option<String>, St
             break;
         };
         let messages = output.messages.unwrap_or_default();
-        if messages.is_empty() {
-            break;
-        }
+        let before = seen.len();
         for message in messages {
             let body = message.body.clone().unwrap_or_default();
             let order_id = message
@@ -216,6 +223,9 @@ async fn peek_queue(stack: &Stack, url: &str) -> Vec<(String, Option<String>, St
                 message.message_id.clone().unwrap_or_default(),
                 (order_id, body),
             );
+        }
+        if seen.len() == before {
+            break;
         }
     }
     seen.into_iter()
@@ -368,7 +378,7 @@ pub async fn run(
         .and_then(|id| stack.resources().queue(&id).cloned());
     let dead = &mut evidence.dead_lettered;
     if let Some(dlq) = dead_letter_queue {
-        for (message_id, order_id, body) in peek_queue(stack, &dlq.url).await {
+        for (message_id, order_id, body) in peek_queue(stack.sdk(), &dlq.url, 60).await {
             let reason = message_reasons
                 .get(&message_id)
                 .cloned()
@@ -389,7 +399,7 @@ pub async fn run(
     if !on_failure.is_empty() {
         let inserts = order_inserts(stack).await?;
         for queue in on_failure {
-            for (_, _, body) in peek_queue(stack, &queue.url).await {
+            for (_, _, body) in peek_queue(stack.sdk(), &queue.url, 60).await {
                 let record: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 let info = &record["DDBStreamBatchInfo"];
                 let bound = |name: &str| info[name].as_str().and_then(|s| s.parse::<u128>().ok());

@@ -8,7 +8,7 @@
 //! and after, and re-send requests that fail. The run fails (non-zero exit) when an
 //! order is lost, applied twice, or failed without a reason.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use crate::audit::{self, Audit};
 use crate::client::ApiClient;
 use crate::faults::Fault;
 use crate::function::FunctionStats;
-use crate::shoppers::{self, Patience, Workload};
+use crate::shoppers::{self, Patience, Tally, Workload};
 use crate::stack::Stack;
 
 /// What a chaos run does (the stack's faults and visibility timeout are set when it
@@ -235,13 +235,8 @@ impl fmt::Display for ChaosReport {
             ms(a.percentile(95.0)),
             ms(a.percentile(99.0))
         )?;
-        for (line, kept_failing) in &self.polling {
-            let flag = if *kept_failing {
-                "   <- KEPT FAILING"
-            } else {
-                ""
-            };
-            writeln!(f, "polling       {line}{flag}")?;
+        for line in crate::polling::flagged(&self.polling) {
+            writeln!(f, "polling       {line}")?;
         }
         write!(
             f,
@@ -404,24 +399,14 @@ pub async fn run(stack: &Stack, options: &ChaosOptions) -> Result<ChaosReport, S
         ..ChaosReport::default()
     };
     report.poisoned = poisoned.len();
-    let mut acknowledged: BTreeSet<String> = poisoned.into_iter().collect();
-    for shopper in shopped {
-        report.client_retries += shopper.retries;
-        report.duplicates.0 += shopper.duplicates_sent;
-        report.duplicates.1 += shopper.duplicates_absorbed;
-        report.diverged.extend(shopper.diverged);
-        match shopper.order_id {
-            Some(id) => {
-                acknowledged.insert(id);
-            }
-            None => report.gave_up.push(format!(
-                "{}: {}",
-                shopper.user,
-                shopper.error.unwrap_or_default()
-            )),
-        }
-    }
-    report.acknowledged = acknowledged.len() - report.poisoned;
+    let tally = Tally::of(shopped);
+    report.client_retries = tally.retries;
+    report.duplicates = (tally.duplicates_sent, tally.duplicates_absorbed);
+    report.diverged = tally.diverged;
+    report.gave_up = tally.gave_up;
+    report.acknowledged = tally.acknowledged.len();
+    let mut acknowledged = tally.acknowledged;
+    acknowledged.extend(poisoned);
 
     let progress = options.progress;
     report.audit = audit::settle(stack, &acknowledged, true, options.patience, |audit| {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::client::ApiClient;
 use crate::function::FunctionStats;
-use crate::shoppers::{self, Patience, Workload};
+use crate::shoppers::{self, Patience, Tally, Workload};
 use crate::stack::Stack;
 
 /// What the demo does.
@@ -108,13 +108,7 @@ impl DemoReport {
     }
 
     fn percentile(&self, p: f64) -> Option<i64> {
-        if self.latencies_ms.is_empty() {
-            return None;
-        }
-        let rank = ((p / 100.0) * (self.latencies_ms.len() as f64)).ceil() as usize;
-        self.latencies_ms
-            .get(rank.clamp(1, self.latencies_ms.len()) - 1)
-            .copied()
+        crate::audit::percentile(&self.latencies_ms, p)
     }
 }
 
@@ -173,13 +167,8 @@ impl fmt::Display for DemoReport {
             }
         }
         writeln!(f, "event sources")?;
-        for (line, kept_failing) in &self.polling {
-            let flag = if *kept_failing {
-                "   <- KEPT FAILING"
-            } else {
-                ""
-            };
-            writeln!(f, "  {line}{flag}")?;
+        for line in crate::polling::flagged(&self.polling) {
+            writeln!(f, "  {line}")?;
         }
         writeln!(
             f,
@@ -193,13 +182,6 @@ impl fmt::Display for DemoReport {
             self.elapsed.as_secs_f64()
         )
     }
-}
-
-fn millis(rfc3339: &str) -> Option<i64> {
-    aws_smithy_types::DateTime::from_str(rfc3339, aws_smithy_types::date_time::Format::DateTime)
-        .ok()?
-        .to_millis()
-        .ok()
 }
 
 /// Runs the demo against a started stack.
@@ -230,20 +212,11 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, Str
         Patience::default(),
     )
     .await;
-    let mut placed = Vec::new();
-    for shopper in shopped {
-        report.duplicates.0 += shopper.duplicates_sent;
-        report.duplicates.1 += shopper.duplicates_absorbed;
-        report.diverged.extend(shopper.diverged);
-        match (shopper.order_id, shopper.error) {
-            (Some(id), _) => placed.push(id),
-            (None, error) => {
-                report
-                    .rejected
-                    .push(format!("{}: {}", shopper.user, error.unwrap_or_default()))
-            }
-        }
-    }
+    let tally = Tally::of(shopped);
+    report.duplicates = (tally.duplicates_sent, tally.duplicates_absorbed);
+    report.diverged = tally.diverged;
+    report.rejected = tally.gave_up;
+    let placed: Vec<String> = tally.acknowledged.into_iter().collect();
     report.placed = placed.len();
     report.placing = started.elapsed();
 
@@ -254,7 +227,6 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, Str
         .iter()
         .find_map(|q| q.redrive.as_ref().map(|(dlq, _)| dlq.clone()))
         .and_then(|id| stack.resources().queue(&id).cloned());
-    let sqs = aws_sdk_sqs::Client::new(stack.sdk());
     let mut pending: HashSet<String> = placed.iter().cloned().collect();
     let mut dead: HashSet<String> = HashSet::new();
     let deadline = Instant::now() + options.timeout;
@@ -265,8 +237,10 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, Str
                 .await?;
             if status == 200 && order["order_status"] == "PROCESSED" {
                 if let (Some(placed_at), Some(processed_at)) = (
-                    order["placed_at"].as_str().and_then(millis),
-                    order["processed_at"].as_str().and_then(millis),
+                    order["placed_at"].as_str().and_then(crate::audit::millis),
+                    order["processed_at"]
+                        .as_str()
+                        .and_then(crate::audit::millis),
                 ) {
                     report.latencies_ms.push(processed_at - placed_at);
                 }
@@ -275,7 +249,7 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, Str
             }
         }
         if let Some(dlq) = &dlq {
-            for id in dead_lettered(&sqs, &dlq.url).await {
+            for id in dead_lettered(stack.sdk(), &dlq.url).await {
                 if pending.remove(&id) {
                     dead.insert(id);
                 }
@@ -323,47 +297,12 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, Str
 }
 
 /// Order ids of the messages in a dead-letter queue (peeked: they stay there).
-async fn dead_lettered(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut seen = HashSet::new();
-    for _ in 0..10 {
-        let Ok(output) = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .message_attribute_names("All")
-            .send()
-            .await
-        else {
-            break;
-        };
-        let messages = output.messages.unwrap_or_default();
-        let mut new = false;
-        for message in messages {
-            if !seen.insert(message.message_id.clone().unwrap_or_default()) {
-                continue;
-            }
-            new = true;
-            let from_attribute = message
-                .message_attributes
-                .as_ref()
-                .and_then(|a| a.get("order_id"))
-                .and_then(|v| v.string_value.clone());
-            let from_body = || {
-                serde_json::from_str::<Value>(message.body.as_deref().unwrap_or_default())
-                    .ok()
-                    .and_then(|b| b["order_id"].as_str().map(str::to_owned))
-            };
-            if let Some(id) = from_attribute.or_else(from_body) {
-                ids.push(id);
-            }
-        }
-        if !new {
-            break;
-        }
-    }
-    ids
+async fn dead_lettered(sdk: &aws_config::SdkConfig, url: &str) -> Vec<String> {
+    crate::audit::peek_queue(sdk, url, 0)
+        .await
+        .into_iter()
+        .filter_map(|(_, order_id, _)| order_id)
+        .collect()
 }
 
 fn draw_progress(done: usize, total: usize) {

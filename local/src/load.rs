@@ -7,15 +7,14 @@
 //! placed in the last third of the run took about as long as those in the first. A
 //! growing latency is a growing backlog.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::audit::{self, Audit};
+use crate::audit::{self, Audit, percentile};
 use crate::client::ApiClient;
-use crate::shoppers::{self, Patience, Shopped, Workload};
+use crate::shoppers::{self, Patience, Tally, Workload};
 use crate::stack::Stack;
 
 /// What a load run does.
@@ -71,14 +70,6 @@ pub struct LoadReport {
     pub processing: Duration,
     /// The audit.
     pub audit: Audit,
-}
-
-fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
 impl LoadReport {
@@ -240,28 +231,22 @@ pub async fn run(stack: &Stack, options: &LoadOptions) -> Result<LoadReport, Str
         max_in_flight: options.max_in_flight,
         ..LoadReport::default()
     };
-    let mut acknowledged = BTreeSet::new();
+    let mut tally = Tally::default();
     for task in tasks {
         match task.await {
-            Ok((
-                Shopped {
-                    order_id: Some(id), ..
-                },
-                took,
-            )) => {
-                acknowledged.insert(id);
-                report.shopping_ms.push(took.as_millis() as u64);
+            Ok((shopped, took)) => {
+                if shopped.order_id.is_some() {
+                    report.shopping_ms.push(took.as_millis() as u64);
+                }
+                tally.add(shopped);
             }
-            Ok((shopped, _)) => report.refused.push(format!(
-                "{}: {}",
-                shopped.user,
-                shopped.error.unwrap_or_default()
-            )),
-            Err(e) => report.refused.push(e.to_string()),
+            Err(e) => tally.gave_up.push(e.to_string()),
         }
     }
     report.placing = started.elapsed();
-    report.acknowledged = acknowledged.len();
+    report.acknowledged = tally.acknowledged.len();
+    report.refused = tally.gave_up;
+    let acknowledged = tally.acknowledged;
     report.shopping_ms.sort_unstable();
     report.audit = audit::settle(stack, &acknowledged, true, options.patience, |_| {}).await?;
     let start_ms = started_epoch_ms(started);

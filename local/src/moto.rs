@@ -152,3 +152,22 @@ impl Drop for Moto {
         }
     }
 }
+
+/// One emulator for the whole process, started on first use: what a test binary
+/// shares between its tests (each test names its own resources). It stops when the
+/// process exits, through the watchdog.
+///
+/// # Errors
+/// A message if the emulator cannot be started (the same message on every call).
+pub fn shared(workspace: &Path) -> Result<&'static Moto, String> {
+    static SHARED: std::sync::OnceLock<Result<Moto, String>> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let log = std::env::temp_dir().join(format!("moto-{}.log", std::process::id()));
+            locate(workspace)
+                .and_then(|binary| Moto::start(&binary, &log))
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}

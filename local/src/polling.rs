@@ -76,6 +76,20 @@ impl PollHealth {
     }
 }
 
+/// Summary lines (from `Stack::polling`), those of a source that kept failing flagged.
+pub fn flagged(lines: &[(String, bool)]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|(line, kept_failing)| {
+            if *kept_failing {
+                format!("{line}   <- KEPT FAILING")
+            } else {
+                line.clone()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

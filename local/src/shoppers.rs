@@ -202,6 +202,52 @@ pub async fn shop(api: Arc<ApiClient>, plan: ShopperPlan, patience: Patience) ->
     shopped
 }
 
+/// What a crowd of shoppers did, summed up.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// The orders the API acknowledged.
+    pub acknowledged: std::collections::BTreeSet<String>,
+    /// Shoppers without an acknowledged order: `user: why`.
+    pub gave_up: Vec<String>,
+    /// Requests sent again after a failure.
+    pub retries: u32,
+    /// Duplicate order requests sent.
+    pub duplicates_sent: u32,
+    /// Duplicates answered with the same order as the first request.
+    pub duplicates_absorbed: u32,
+    /// Answers naming another order (must be none).
+    pub diverged: Vec<String>,
+}
+
+impl Tally {
+    /// Adds one shopper's outcome.
+    pub fn add(&mut self, shopper: Shopped) {
+        self.retries += shopper.retries;
+        self.duplicates_sent += shopper.duplicates_sent;
+        self.duplicates_absorbed += shopper.duplicates_absorbed;
+        self.diverged.extend(shopper.diverged);
+        match shopper.order_id {
+            Some(id) => {
+                self.acknowledged.insert(id);
+            }
+            None => self.gave_up.push(format!(
+                "{}: {}",
+                shopper.user,
+                shopper.error.unwrap_or_default()
+            )),
+        }
+    }
+
+    /// The tally of `shoppers`.
+    pub fn of(shoppers: impl IntoIterator<Item = Shopped>) -> Self {
+        let mut tally = Self::default();
+        for shopper in shoppers {
+            tally.add(shopper);
+        }
+        tally
+    }
+}
+
 /// Runs every plan, `concurrency` shoppers at a time; results in plan order.
 pub async fn shop_all(
     api: Arc<ApiClient>,

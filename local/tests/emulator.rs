@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::OnceLock;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
@@ -17,12 +16,7 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use local::moto::Moto;
 
 fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        let log = std::env::temp_dir().join(format!("moto-emulator-{}.log", std::process::id()));
-        Moto::start(&local::moto::locate(workspace).unwrap(), &log).unwrap()
-    })
+    local::moto::shared(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))).unwrap()
 }
 
 struct Table {

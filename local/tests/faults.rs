@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -18,12 +17,7 @@ use local::moto::Moto;
 use tokio::sync::watch;
 
 fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        let log = std::env::temp_dir().join(format!("moto-faults-{}.log", std::process::id()));
-        Moto::start(&local::moto::locate(workspace).unwrap(), &log).unwrap()
-    })
+    local::moto::shared(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))).unwrap()
 }
 
 struct Setup {

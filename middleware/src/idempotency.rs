@@ -203,6 +203,44 @@ pub fn is_transient_cancellation(reasons: &[CancellationReason]) -> bool {
             .any(|r| r.code() == Some("ConditionalCheckFailed"))
 }
 
+/// The result of [`transact`]: the last answer, and how many attempts it took.
+pub type Transacted = (
+    Result<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
+        SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+    >,
+    u32,
+);
+
+/// Sends one `TransactWriteItems`, and sends it again (up to [`TRANSACTION_ATTEMPTS`]
+/// in all, after [`transaction_backoff`]) while it is cancelled only for transient
+/// reasons ([`is_transient_cancellation`]). The SDK retries throttling and network
+/// errors itself; a cancelled transaction is an answer to it, so this is the retry
+/// DynamoDB asks for on `TransactionConflict`.
+pub async fn transact(
+    client: &aws_sdk_dynamodb::Client,
+    items: &[TransactWriteItem],
+) -> Transacted {
+    let mut attempt = 1;
+    loop {
+        let sent = client
+            .transact_write_items()
+            .set_transact_items(Some(items.to_vec()))
+            .send()
+            .await;
+        let transient = matches!(
+            sent.as_ref().map_err(|e| e.as_service_error()),
+            Err(Some(TransactWriteItemsError::TransactionCanceledException(e)))
+                if is_transient_cancellation(e.cancellation_reasons())
+        );
+        if !transient || attempt >= TRANSACTION_ATTEMPTS {
+            return (sent, attempt);
+        }
+        tokio::time::sleep(transaction_backoff(attempt)).await;
+        attempt += 1;
+    }
+}
+
 /// A short, jittered pause before trying a transiently cancelled transaction again.
 pub fn transaction_backoff(attempt: u32) -> Duration {
     let jitter = u64::from(
@@ -541,25 +579,7 @@ impl Idempotency {
                 .map_err(|e| IdempotencyError::Store(e.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        let mut attempt = 1;
-        let sent = loop {
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let transient = matches!(
-                sent.as_ref().map_err(|e| e.as_service_error()),
-                Err(Some(TransactWriteItemsError::TransactionCanceledException(e)))
-                    if is_transient_cancellation(e.cancellation_reasons())
-            );
-            if !transient || attempt >= TRANSACTION_ATTEMPTS {
-                break sent;
-            }
-            tokio::time::sleep(transaction_backoff(attempt)).await;
-            attempt += 1;
-        };
+        let (sent, attempt) = transact(&self.client, &items).await;
         match sent {
             Ok(_) => {
                 if !self.config.disabled {

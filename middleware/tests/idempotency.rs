@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,12 +16,7 @@ use middleware::idempotency::{
 };
 
 fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        let log = std::env::temp_dir().join(format!("moto-idempotency-{}.log", std::process::id()));
-        Moto::start(&local::moto::locate(workspace).unwrap(), &log).unwrap()
-    })
+    local::moto::shared(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))).unwrap()
 }
 
 async fn store(

@@ -5,7 +5,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
@@ -41,12 +40,27 @@ pub fn max_receive_count() -> u32 {
 
 /// One moto server per test binary; it stops when the binary exits, however it exits.
 fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let binary = local::moto::locate(&workspace()).unwrap();
-        let log = std::env::temp_dir().join(format!("moto-{}.log", std::process::id()));
-        Moto::start(&binary, &log).unwrap()
-    })
+    local::moto::shared(&workspace()).unwrap()
+}
+
+/// Starts the local stack with this package's binaries, gateway on a free port with
+/// API key `key`, state in a fresh temporary folder (returned, for the test to remove);
+/// `adjust` changes the options first.
+pub async fn start_stack(
+    key: &str,
+    adjust: impl FnOnce(&mut local::stack::StackOptions),
+) -> (local::stack::Stack, PathBuf) {
+    let state = std::env::temp_dir().join(format!("local-stack-{}", uuid::Uuid::new_v4()));
+    let mut options = local::stack::StackOptions::for_workspace(&workspace()).unwrap();
+    options.binaries = Path::new(env!("CARGO_BIN_EXE_orders-api"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    options.state_dir = state.clone();
+    options.api_port = 0;
+    options.api_key = key.to_owned();
+    adjust(&mut options);
+    (local::stack::Stack::start(options).await.unwrap(), state)
 }
 
 /// The emulator's endpoint, for tools run as separate processes.
