@@ -677,6 +677,10 @@ async fn every_malformed_request_gets_its_documented_status_and_a_json_error() {
     let cases = corpus();
     let bad = cases.iter().filter(|c| c.shape != Shape::Ok).count();
     assert!(bad >= 150, "the corpus holds {bad} bad requests");
+    eprintln!(
+        "{bad} malformed requests, {} good neighbours",
+        cases.len() - bad
+    );
     let mut wrong = Vec::new();
     for case in &cases {
         let (status, head, body) = send(&address, &case.request).await;
@@ -861,6 +865,7 @@ async fn every_malformed_queue_message_fails_alone() {
     let good = completed_order_message(&env).await;
     let bodies = bad_message_bodies();
     assert!(bodies.len() >= 50, "{} bodies", bodies.len());
+    eprintln!("{} malformed queue messages", bodies.len());
     let mut wrong = Vec::new();
     for body in &bodies {
         // Good neighbours on either side of the bad one.
@@ -1024,6 +1029,7 @@ async fn every_malformed_stream_record_is_the_one_failure_of_its_batch() {
     let env = TestEnv::new().await;
     let records = bad_stream_records();
     assert!(records.len() >= 50, "{} records", records.len());
+    eprintln!("{} malformed stream records", records.len());
     let skipped = |sequence: &str| {
         json!({
             "eventID": "s",

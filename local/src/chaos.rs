@@ -176,6 +176,11 @@ impl fmt::Display for ChaosReport {
             "| placed (acknowledged by the API) | {} | |",
             self.acknowledged
         )?;
+        writeln!(
+            f,
+            "| poisoned (written to the table, can never complete) | {} | |",
+            self.poisoned
+        )?;
         writeln!(f, "| in the table | {} | |", a.orders)?;
         writeln!(f, "| completed exactly once | {} | |", a.completed_once)?;
         writeln!(

@@ -196,7 +196,13 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> Result<DemoReport, Str
     ));
     let products = shoppers::load_catalogue(&api).await?;
     let mut report = DemoReport {
-        logs: stack.logs().display().to_string(),
+        // Relative to where the command runs, when it is below it.
+        logs: std::env::current_dir()
+            .ok()
+            .and_then(|here| stack.logs().strip_prefix(here).ok().map(Path::to_path_buf))
+            .unwrap_or_else(|| stack.logs().to_path_buf())
+            .display()
+            .to_string(),
         ..DemoReport::default()
     };
     let workload = Workload {
