@@ -185,6 +185,7 @@ pub struct ProxyStats {
     calls: Mutex<BTreeMap<String, u64>>,
     faults: Mutex<BTreeMap<Fault, u64>>,
     dynamodb_writes: AtomicU64,
+    dynamodb_write_units: AtomicU64,
 }
 
 impl ProxyStats {
@@ -212,6 +213,36 @@ impl ProxyStats {
     /// `TransactWriteItems`, `BatchWriteItem`).
     pub fn dynamodb_writes(&self) -> u64 {
         self.dynamodb_writes.load(Ordering::Relaxed)
+    }
+
+    /// DynamoDB write request units, as on-demand tables bill them for items up to
+    /// 1 KB: one per item written, two per item of a transaction.
+    pub fn dynamodb_write_units(&self) -> u64 {
+        self.dynamodb_write_units.load(Ordering::Relaxed)
+    }
+
+    fn count_units(&self, operation: &str, body: &[u8]) {
+        let items = |key: &str| {
+            serde_json::from_slice::<Value>(body)
+                .ok()
+                .map_or(0, |request| match &request[key] {
+                    Value::Array(items) => items.len() as u64,
+                    Value::Object(tables) => tables
+                        .values()
+                        .filter_map(Value::as_array)
+                        .map(|items| items.len() as u64)
+                        .sum(),
+                    _ => 0,
+                })
+        };
+        let units = match operation {
+            "PutItem" | "UpdateItem" | "DeleteItem" => 1,
+            "TransactWriteItems" => 2 * items("TransactItems"),
+            "BatchWriteItem" => items("RequestItems"),
+            _ => 0,
+        };
+        self.dynamodb_write_units
+            .fetch_add(units, Ordering::Relaxed);
     }
 
     fn count(&self, service: Service, operation: &str) {
@@ -538,6 +569,9 @@ async fn handle(proxy: Arc<Proxy>, request: Request<Incoming>) -> Option<Respons
         .to_owned();
     let (service, operation) = Service::from_target(&target);
     proxy.stats.count(service, operation);
+    if service == Service::DynamoDb {
+        proxy.stats.count_units(operation, &body);
+    }
     let chosen = proxy.choose(service, operation);
     if let Some((fault, _)) = &chosen {
         proxy.stats.injected(*fault);
@@ -584,6 +618,23 @@ mod tests {
             (Service::Sqs, "SendMessageBatch")
         );
         assert_eq!(Service::from_target("").0, Service::Other);
+    }
+
+    #[test]
+    fn write_units_are_billed_per_item_and_double_in_transactions() {
+        let stats = ProxyStats::default();
+        stats.count_units("PutItem", b"{}");
+        assert_eq!(stats.dynamodb_write_units(), 1);
+        stats.count_units("TransactWriteItems", br#"{"TransactItems":[{},{},{}]}"#);
+        assert_eq!(stats.dynamodb_write_units(), 7);
+        stats.count_units(
+            "BatchWriteItem",
+            br#"{"RequestItems":{"t":[{},{}],"u":[{}]}}"#,
+        );
+        assert_eq!(stats.dynamodb_write_units(), 10);
+        stats.count_units("GetItem", b"{}");
+        stats.count_units("TransactWriteItems", b"not json");
+        assert_eq!(stats.dynamodb_write_units(), 10);
     }
 
     #[test]

@@ -80,12 +80,19 @@ pub struct FunctionStats {
     pub restarts: AtomicU64,
     /// Batch-item failures the function reported (counted by the event sources).
     pub batch_item_failures: AtomicU64,
+    /// Each process's init: from its start to its first `GET /next`.
+    init: Mutex<Vec<Duration>>,
 }
 
 impl FunctionStats {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Each process's init so far (start to first `GET /next`), in start order.
+    pub fn init_durations(&self) -> Vec<Duration> {
+        self.init.lock().map(|i| i.clone()).unwrap_or_default()
     }
 }
 
@@ -123,6 +130,8 @@ struct Worker {
     pid: AtomicU32,
     /// Whether the current process has asked for an event (it got past init).
     served_next: AtomicBool,
+    /// When the current process was started.
+    spawned: Mutex<Option<Instant>>,
     kill: Notify,
 }
 
@@ -399,8 +408,12 @@ async fn runtime_api(
 }
 
 async fn next(shared: &Shared, worker: usize) -> Response<Body> {
-    if let Some(worker) = shared.workers.get(worker) {
-        worker.served_next.store(true, Ordering::Relaxed);
+    if let Some(worker) = shared.workers.get(worker)
+        && !worker.served_next.swap(true, Ordering::Relaxed)
+        && let Some(spawned) = worker.spawned.lock().ok().and_then(|mut s| s.take())
+        && let Ok(mut init) = shared.stats.init.lock()
+    {
+        init.push(spawned.elapsed());
     }
     let pending = {
         let mut queue = shared.queue_rx.lock().await;
@@ -479,6 +492,9 @@ async fn supervise(
             return;
         };
         let started = Instant::now();
+        if let Ok(mut spawned) = worker.spawned.lock() {
+            *spawned = Some(started);
+        }
         let spawned = process_command(config, &address.to_string())
             .stdout(out)
             .stderr(err)

@@ -293,5 +293,6 @@ async fn without_faults_the_proxy_counts_calls_by_operation() {
     assert_eq!(calls.get("SQS.ListQueues"), Some(&1), "{calls:?}");
     assert_eq!(proxy.stats.total_faults(), 0);
     assert_eq!(proxy.stats.dynamodb_writes(), 0);
+    assert_eq!(proxy.stats.dynamodb_write_units(), 0);
     drop(shutdown);
 }

@@ -129,8 +129,13 @@ async fn delivers_the_event_with_lambdas_headers_and_environment() {
     assert_eq!(env["AWS_REGION"], "eu-west-1");
     assert_eq!(env["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/fn-echo");
     assert_eq!(env["CUSTOM_SETTING"], "from-template");
+    // Its init (start to the first GET /next) was recorded, once.
+    let init = function.stats().init_durations();
+    assert_eq!(init.len(), 1);
+    assert!(init[0] > Duration::ZERO && init[0] < Duration::from_secs(30));
     // A second event reuses the warm process.
     assert!(function.invoke("{}").await.response().is_some());
+    assert_eq!(function.stats().init_durations().len(), 1);
     assert_eq!(FunctionStats::get(&function.stats().restarts), 0);
     assert_eq!(FunctionStats::get(&function.stats().invocations), 2);
     stop(function, stopper, dir).await;

@@ -1,0 +1,12 @@
+//! The floor of `scripts/bench`: an empty handler on `lambda_runtime`, nothing else.
+//! What every Rust function pays per invocation before it does any work.
+
+use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
+use serde_json::value::RawValue;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let handler =
+        service_fn(|_: LambdaEvent<Box<RawValue>>| async { Ok::<_, Error>(serde_json::json!({})) });
+    Runtime::new(handler).run().await
+}
