@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod bench;
 pub mod chaos;
 pub mod client;
 pub mod demo;

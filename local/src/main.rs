@@ -117,6 +117,17 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
+    /// Rust against Python + Powertools, side by side (run through `scripts/bench`,
+    /// which installs and builds what this needs): writes bench/results/ and prints
+    /// the table.
+    Bench {
+        /// A few samples only, to prove the command works (CI); not figures to quote.
+        #[arg(long)]
+        quick: bool,
+        /// Where the table, JSON and chart go.
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+    },
     /// Stop a stack started with `local up`.
     Down,
 }
@@ -318,6 +329,81 @@ async fn run_load(
     Ok(report.sustained())
 }
 
+async fn run_bench(
+    workspace: &Path,
+    options: &StackOptions,
+    quick: bool,
+    out: &Path,
+) -> Result<bool, String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace.join("target"), PathBuf::from);
+    let bench_options = local::bench::BenchOptions {
+        quick,
+        workspace: workspace.to_path_buf(),
+        rust_binaries: target.join("release"),
+        python: workspace.join(".venv-bench/bin/python"),
+        moto_server: options.moto_server.clone(),
+        state_dir: options.state_dir.join("bench"),
+        seed: 1,
+    };
+    let prices_path = workspace.join("bench/prices.json");
+    let prices: local::bench::report::Prices = serde_json::from_str(
+        &std::fs::read_to_string(&prices_path)
+            .map_err(|e| format!("{}: {e}", prices_path.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", prices_path.display()))?;
+    local::logging::init(&bench_options.state_dir.join("logs"))?;
+    println!(
+        "local bench: {} run, release builds, the emulator on loopback",
+        if quick { "a quick" } else { "a full" }
+    );
+    let context = local::bench::context(&bench_options);
+    let mut results = local::bench::run(bench_options).await?;
+    results.context = context;
+    let hot_path: Option<f64> = std::fs::read_to_string(out.join("hot_path.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v["stream_per_record_vs_borrowed_parse"].as_f64());
+    let targets = results.targets(&prices, hot_path);
+    let table = results.table(&prices);
+    let mut report = format!("{table}\n");
+    report.push_str(&results.cost_breakdown(&prices));
+    report.push_str(&format!(
+        "\nPrices read {} ({}), {}.\n\n",
+        prices.read_on, prices.region, prices.source
+    ));
+    report.push_str("| target | measured | |\n|---|---:|---|\n");
+    for target in &targets {
+        report.push_str(&format!(
+            "| {} | {} | {} |\n",
+            target.goal,
+            target.measured,
+            if target.met { "met" } else { "missed" }
+        ));
+    }
+    report.push_str(&format!("\nCPU quota: {}.\n\n", results.quota));
+    for (key, value) in &results.context {
+        report.push_str(&format!("- {key}: {value}\n"));
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let write = |name: &str, text: &str| {
+        std::fs::write(out.join(name), text)
+            .map_err(|e| format!("{}: {e}", out.join(name).display()))
+    };
+    write("results.md", &report)?;
+    write(
+        "results.json",
+        &serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?,
+    )?;
+    write("chart.svg", &results.chart())?;
+    println!("{report}");
+    println!(
+        "local bench: wrote {}/results.md, results.json and chart.svg",
+        out.display()
+    );
+    Ok(true)
+}
+
 fn down(options: &StackOptions) -> Result<(), String> {
     let pid_file = pid_file(options);
     let Ok(pid) = std::fs::read_to_string(&pid_file) else {
@@ -433,6 +519,14 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Bench { quick, out } => {
+            let out = if out.is_absolute() {
+                out
+            } else {
+                workspace.join(out)
+            };
+            run_bench(&workspace, &options, quick, &out).await
+        }
         Command::Down => down(&options).map(|()| true),
     };
     match result {

@@ -49,6 +49,7 @@ from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.server import main
+from moto.sqs.models import SQSBackend
 
 # The moto versions whose internals these patches were written against and tested on.
 TESTED = ("5.2.",)
@@ -170,6 +171,35 @@ def query_one_partition(self, hash_key, *args, **kwargs):
 
 
 Table.query = query_one_partition
+
+sqs_send_message = SQSBackend.send_message
+sqs_send_message_batch = SQSBackend.send_message_batch
+BATCH = threading.local()
+
+
+def send_message_batch_with_system_attributes(self, queue_name, entries):
+    # moto's batch calls send_message once per entry with the entry's own body object:
+    # the body identifies the entry whose system attributes the message gets.
+    BATCH.system_attributes = {
+        id(entry["MessageBody"]): entry["MessageSystemAttributes"]
+        for entry in entries.values()
+        if entry.get("MessageSystemAttributes")
+    }
+    try:
+        return sqs_send_message_batch(self, queue_name, entries)
+    finally:
+        BATCH.system_attributes = None
+
+
+def send_message_keeping_system_attributes(self, queue_name, message_body, *args, **kwargs):
+    pending = getattr(BATCH, "system_attributes", None)
+    if pending and kwargs.get("system_attributes") is None and id(message_body) in pending:
+        kwargs["system_attributes"] = pending[id(message_body)]
+    return sqs_send_message(self, queue_name, message_body, *args, **kwargs)
+
+
+SQSBackend.send_message_batch = send_message_batch_with_system_attributes
+SQSBackend.send_message = send_message_keeping_system_attributes
 
 if __name__ == "__main__":
     sys.argv[0] = "moto_server"

@@ -119,7 +119,11 @@ pub struct Stack {
     moto: Option<Moto>,
 }
 
-fn resolve(value: &Value, spec: &StackSpec, resources: &Resources) -> Result<String, StackError> {
+pub(crate) fn resolve(
+    value: &Value,
+    spec: &StackSpec,
+    resources: &Resources,
+) -> Result<String, StackError> {
     let missing = |what: String| StackError::Config(format!("template: cannot resolve {what}"));
     match value {
         Value::Literal(text) => Ok(text.clone()),

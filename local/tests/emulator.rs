@@ -427,3 +427,68 @@ async fn a_query_reads_one_partition_in_order_with_paging() {
         .unwrap();
     assert_eq!(missing.count, 0);
 }
+
+/// `AWSTraceHeader` set on a batch entry reaches the receiver, as on SQS (moto dropped
+/// the system attributes of batch entries).
+#[tokio::test]
+async fn a_batch_entry_keeps_its_trace_header() {
+    use aws_sdk_sqs::types::{
+        MessageSystemAttributeName, MessageSystemAttributeNameForSends,
+        MessageSystemAttributeValue, SendMessageBatchRequestEntry,
+    };
+    let sdk = local::resources::emulator_sdk_config(moto().endpoint(), "eu-west-1").await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("q{}", uuid::Uuid::new_v4().simple()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let header = "Root=1-6748d7a0-1c2b3d4e5f60718293a4b5c6;Parent=53995c3f42cd8ad8;Sampled=1";
+    let traced = SendMessageBatchRequestEntry::builder()
+        .id("traced")
+        .message_body("a")
+        .message_system_attributes(
+            MessageSystemAttributeNameForSends::AwsTraceHeader,
+            MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(header)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let plain = SendMessageBatchRequestEntry::builder()
+        .id("plain")
+        .message_body("b")
+        .build()
+        .unwrap();
+    sqs.send_message_batch()
+        .queue_url(&url)
+        .entries(traced)
+        .entries(plain)
+        .send()
+        .await
+        .unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    let header_of = |body: &str| {
+        received
+            .iter()
+            .find(|m| m.body() == Some(body))
+            .and_then(|m| m.attributes())
+            .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader).cloned())
+    };
+    assert_eq!(header_of("a").as_deref(), Some(header));
+    assert_eq!(header_of("b"), None);
+}

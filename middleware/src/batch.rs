@@ -275,22 +275,11 @@ pub fn record_span(record_id: &str) -> tracing::Span {
 }
 
 /// The span of one SQS record, a child of the trace named by the message's
-/// `AWSTraceHeader` (or the [`crate::xray::TRACE_MESSAGE_ATTRIBUTE`] message attribute),
-/// so the consumer's work joins the producer's trace.
+/// `AWSTraceHeader`, so the consumer's work joins the producer's trace.
 fn sqs_record_span(message: &SqsMessage) -> tracing::Span {
     let span = record_span(message.message_id.as_deref().unwrap_or_default());
-    let header = message
-        .attributes
-        .get("AWSTraceHeader")
-        .cloned()
-        .or_else(|| {
-            message
-                .message_attributes
-                .get(crate::xray::TRACE_MESSAGE_ATTRIBUTE)
-                .and_then(|attribute| attribute.string_value.clone())
-        });
-    if let Some(header) = header {
-        crate::xray::set_parent_from_header(&span, &header);
+    if let Some(header) = message.attributes.get("AWSTraceHeader") {
+        crate::xray::set_parent_from_header(&span, header);
     }
     span
 }

@@ -44,10 +44,6 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// The header (and SQS system attribute) that carries X-Ray trace context.
 pub const TRACE_HEADER: &str = "x-amzn-trace-id";
-/// The message attribute that also carries it: moto keeps `AWSTraceHeader` for
-/// `SendMessage` but drops it from `SendMessageBatch`, and a custom attribute survives
-/// both, on AWS too.
-pub const TRACE_MESSAGE_ATTRIBUTE: &str = "trace_header";
 
 /// Tracing settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -96,17 +96,10 @@ impl OrderQueue for SqsOrderQueue {
                     .string_value(header)
                     .build()
                     .map_err(|e| e.to_string())?;
-                let custom = MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(header)
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                entry = entry
-                    .message_system_attributes(
-                        MessageSystemAttributeNameForSends::AwsTraceHeader,
-                        system,
-                    )
-                    .message_attributes(middleware::xray::TRACE_MESSAGE_ATTRIBUTE, custom);
+                entry = entry.message_system_attributes(
+                    MessageSystemAttributeNameForSends::AwsTraceHeader,
+                    system,
+                );
             }
             let entry = entry.build().map_err(|e| e.to_string())?;
             entries.push(entry);
