@@ -18,7 +18,9 @@
 //! | `POWERTOOLS_LOG_BUFFER_MAX_BYTES` | per-invocation DEBUG buffer, written out when an ERROR is logged; `0` turns it off | `20480` |
 //!
 //! Log bytes cost money ($0.50/GB ingested): DEBUG lines are kept in the buffer and
-//! written only when an error makes them worth reading.
+//! written only when an error makes them worth reading. The buffer holds the
+//! application's DEBUG lines, as Powertools' does; the plumbing's ([`DEPENDENCIES`]: the
+//! AWS SDK, HTTP, TLS, runtimes) are only written at an explicit DEBUG level.
 //!
 //! # Example
 //! ```
@@ -228,14 +230,53 @@ impl PowertoolsLogLayer {
     }
 }
 
-/// The log layer with its level filter. The filter is the layer's own, so a quiet log
-/// level never hides spans from a tracing layer beside it.
+/// The crates a function depends on for its plumbing (the AWS SDK and Smithy, HTTP,
+/// TLS, the async runtime, the Lambda runtime, OpenTelemetry). Their DEBUG events are
+/// many (several per AWS call) and not the application's story: below an explicit DEBUG
+/// level they are stopped where they are made, never rendered into the DEBUG buffer.
+pub const DEPENDENCIES: [&str; 26] = [
+    "aws_config",
+    "aws_credential_types",
+    "aws_runtime",
+    "aws_sdk_dynamodb",
+    "aws_sdk_dynamodbstreams",
+    "aws_sdk_sqs",
+    "aws_sigv4",
+    "aws_smithy_async",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_smithy_json",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_types",
+    "h2",
+    "hyper",
+    "hyper_util",
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "opentelemetry",
+    "opentelemetry_aws",
+    "opentelemetry_sdk",
+    "rustls",
+    "tokio",
+    "tower",
+    "tracing_opentelemetry",
+];
+
+/// The log layer with its filter: the most verbose level any invocation may produce
+/// (DEBUG when lines are buffered or sampled), but [`DEPENDENCIES`] at the configured
+/// level. The filter is the layer's own, so a quiet log level never hides spans from a
+/// tracing layer beside it; and it is decided once per call site, so a DEBUG event
+/// nobody keeps costs next to nothing.
 pub fn layer<S>(settings: &LogSettings) -> impl tracing_subscriber::Layer<S> + use<S>
 where
     S: Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
     use tracing_subscriber::Layer as _;
-    PowertoolsLogLayer::new(settings.clone()).with_filter(settings.ceiling())
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(settings.ceiling())
+        .with_targets(DEPENDENCIES.map(|crate_name| (crate_name, settings.level)));
+    PowertoolsLogLayer::new(settings.clone()).with_filter(filter)
 }
 
 /// Installs a global subscriber with only the log layer.

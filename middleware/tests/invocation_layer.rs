@@ -196,3 +196,41 @@ fn a_sampled_invocation_writes_debug_lines_directly() {
     assert_eq!(logs[0]["level"], "DEBUG");
     assert_eq!(logs[0]["sampling_rate"], 1.0);
 }
+
+/// The DEBUG buffer keeps the application's DEBUG lines; dependencies' DEBUG events (the
+/// AWS SDK logs several per call) are stopped where they are made, unless the level is
+/// DEBUG outright.
+#[test]
+fn the_debug_buffer_holds_the_application_not_its_dependencies() {
+    let run = |vars: &[(&str, &str)]| {
+        let (sink, out) = Sink::buffer();
+        let mut logging = LogSettings::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        logging.sink = sink;
+        let settings = Settings {
+            metrics: None,
+            logging: logging.clone(),
+            tracing: None,
+        };
+        let subscriber = tracing_subscriber::registry().with(logging::layer(&logging));
+        let inner = service_fn(|_: LambdaInvocation| async {
+            tracing::debug!(target: "aws_smithy_runtime::client::orchestrator", "dependency detail");
+            tracing::debug!("application detail");
+            tracing::error!("failed");
+            Ok::<(), lambda_runtime::Error>(())
+        });
+        support::invoke_once(subscriber, settings, inner, support::invocation("req", None));
+        support::lines(&out)
+            .iter()
+            .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(&[]), ["application detail", "failed"]);
+    assert_eq!(
+        run(&[("POWERTOOLS_LOG_LEVEL", "DEBUG")]),
+        ["dependency detail", "application detail", "failed"]
+    );
+}
