@@ -46,10 +46,10 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
 use std::fmt::Display;
 use std::future::Future;
 
-use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde::Deserialize;
@@ -284,24 +284,61 @@ fn sqs_record_span(message: &SqsMessage) -> tracing::Span {
     span
 }
 
-/// One record of a DynamoDB-stream batch, parsed on its own.
+/// One record of a DynamoDB-stream batch, parsed on its own and lightly: the envelope's
+/// fields are checked and borrowed from the event, the images are left as raw JSON for
+/// the function to decode if it needs them ([`crate::stream_image`]).
 #[derive(Debug)]
-pub struct StreamRecord {
+pub struct StreamRecord<'a> {
     /// The record's `dynamodb.SequenceNumber`: the identifier reported on failure.
-    pub sequence_number: String,
-    /// The typed record, or why it did not parse.
-    pub record: Result<EventRecord, serde_json::Error>,
+    pub sequence_number: Cow<'a, str>,
+    /// The record, or why it did not parse.
+    pub change: Result<StreamChange<'a>, serde_json::Error>,
+}
+
+/// A DynamoDB-stream record as a function reads it.
+#[derive(Debug, Deserialize)]
+pub struct StreamChange<'a> {
+    /// `INSERT`, `MODIFY` or `REMOVE`.
+    #[serde(rename = "eventName", borrow)]
+    pub event_name: Cow<'a, str>,
+    /// The change.
+    #[serde(borrow)]
+    pub dynamodb: StreamChangeBody<'a>,
+}
+
+/// The `dynamodb` part of a stream record.
+#[derive(Debug, Deserialize)]
+pub struct StreamChangeBody<'a> {
+    /// The record's sequence number.
+    #[serde(rename = "SequenceNumber", borrow)]
+    pub sequence_number: Cow<'a, str>,
+    /// The item's key attributes.
+    #[serde(rename = "Keys", borrow, default)]
+    pub keys: Option<crate::stream_image::Item<'a>>,
+    /// The item after the change (DynamoDB JSON), when the stream view has it.
+    #[serde(rename = "NewImage", borrow, default)]
+    pub new_image: Option<&'a RawValue>,
+    /// The item before the change, when the stream view has it.
+    #[serde(rename = "OldImage", borrow, default)]
+    pub old_image: Option<&'a RawValue>,
+    /// Approximate size of the record.
+    #[serde(rename = "SizeBytes", default)]
+    pub size_bytes: Option<u64>,
+    /// When the change was made (epoch seconds).
+    #[serde(rename = "ApproximateCreationDateTime", default)]
+    pub approximate_creation_date_time: Option<f64>,
 }
 
 #[derive(Deserialize)]
-struct StreamIdentity {
-    dynamodb: StreamIdentityChange,
+struct StreamIdentity<'a> {
+    #[serde(borrow)]
+    dynamodb: StreamIdentityChange<'a>,
 }
 
 #[derive(Deserialize)]
-struct StreamIdentityChange {
-    #[serde(rename = "SequenceNumber")]
-    sequence_number: String,
+struct StreamIdentityChange<'a> {
+    #[serde(rename = "SequenceNumber", borrow)]
+    sequence_number: Cow<'a, str>,
 }
 
 /// Parses each record of a DynamoDB-stream batch on its own, in stream order.
@@ -309,27 +346,27 @@ struct StreamIdentityChange {
 /// # Errors
 /// [`BatchError`] if the event is not a batch or a record has no sequence number.
 /// Nothing has been processed at that point, so failing the invocation is safe.
-pub fn stream_records(event: &RawValue) -> Result<Vec<StreamRecord>, BatchError> {
+pub fn stream_records(event: &RawValue) -> Result<Vec<StreamRecord<'_>>, BatchError> {
     records(event)?
         .into_iter()
         .enumerate()
         .map(|(index, raw)| {
-            let record = serde_json::from_str::<EventRecord>(raw.get());
-            let sequence_number = match &record {
-                Ok(typed) => typed.change.sequence_number.clone(),
-                Err(_) => serde_json::from_str::<StreamIdentity>(raw.get())
+            let change = serde_json::from_str::<StreamChange<'_>>(raw.get());
+            let sequence_number = match &change {
+                Ok(change) => Some(change.dynamodb.sequence_number.clone()),
+                Err(_) => serde_json::from_str::<StreamIdentity<'_>>(raw.get())
                     .ok()
                     .map(|identity| identity.dynamodb.sequence_number),
             };
             match sequence_number {
                 Some(sequence_number) if !sequence_number.is_empty() => Ok(StreamRecord {
                     sequence_number,
-                    record,
+                    change,
                 }),
                 _ => Err(BatchError::Unidentifiable {
                     index,
                     field: "dynamodb.SequenceNumber",
-                    reason: record
+                    reason: change
                         .err()
                         .map_or_else(|| "no sequence number".to_owned(), |e| e.to_string()),
                 }),
@@ -535,9 +572,9 @@ mod tests {
         let parsed = stream_records(&event).unwrap();
         assert_eq!(parsed.len(), 2);
         assert_eq!(parsed[0].sequence_number, "100");
-        assert!(parsed[0].record.is_ok());
+        assert!(parsed[0].change.is_ok());
         assert_eq!(parsed[1].sequence_number, "200");
-        assert!(parsed[1].record.is_err());
+        assert!(parsed[1].change.is_err());
     }
 
     #[test]

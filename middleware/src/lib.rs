@@ -26,4 +26,5 @@ pub mod invocation;
 pub mod logging;
 pub mod metrics;
 pub mod sink;
+pub mod stream_image;
 pub mod xray;

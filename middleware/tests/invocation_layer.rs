@@ -222,8 +222,8 @@ fn the_debug_buffer_holds_the_application_not_its_dependencies() {
             tracing::error!("failed");
             Ok::<(), lambda_runtime::Error>(())
         });
-        support::invoke_once(subscriber, settings, inner, support::invocation("req", None));
-        support::lines(&out)
+        support::invoke_once(subscriber, settings, inner, invocation("req", None));
+        lines(&out)
             .iter()
             .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
             .collect::<Vec<_>>()

@@ -16,7 +16,6 @@
 
 use std::future::Future;
 
-use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
@@ -24,8 +23,10 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use middleware::batch::{
-    BatchError, before_deadline, near_deadline, record_span, stream_failure, stream_records,
+    BatchError, StreamChange, before_deadline, near_deadline, record_span, stream_failure,
+    stream_records,
 };
+use middleware::stream_image::Item;
 use middleware::{logging, metrics};
 use serde_json::value::RawValue;
 
@@ -140,17 +141,30 @@ pub enum Disposition {
     Malformed(String),
 }
 
-/// Decides what to do with one stream record.
-pub fn disposition(record: &EventRecord) -> Disposition {
-    let image = &record.change.new_image;
-    let is_string = |name: &str, expected: &str| matches!(image.get(name), Some(serde_dynamo::AttributeValue::S(v)) if v == expected);
-    if record.event_name != "INSERT"
-        || !is_string(keys::ENTITY, Entity::Order.as_str())
-        || !is_string(keys::ORDER_STATUS, OrderStatus::Ordered.as_str())
+/// Decides what to do with one stream record. Only an INSERT's new image is read, and
+/// only a new ORDERED order's is decoded whole (straight from the event's JSON, see
+/// [`middleware::stream_image`]).
+pub fn disposition(change: &StreamChange<'_>) -> Disposition {
+    if change.event_name != "INSERT" {
+        return Disposition::Skip;
+    }
+    let Some(image) = change.dynamodb.new_image else {
+        // Without it no INSERT can be told apart: skipping would drop every order.
+        return Disposition::Malformed(
+            "an INSERT without its new image: the stream's view type must include new images"
+                .to_owned(),
+        );
+    };
+    let item = match Item::parse(image.get()) {
+        Ok(item) => item,
+        Err(e) => return Disposition::Malformed(format!("order image does not decode: {e}")),
+    };
+    if item.string(keys::ENTITY) != Some(Entity::Order.as_str())
+        || item.string(keys::ORDER_STATUS) != Some(OrderStatus::Ordered.as_str())
     {
         return Disposition::Skip;
     }
-    match serde_dynamo::from_item::<_, Order>(image.clone()) {
+    match item.decode::<Order>() {
         Ok(order) if order.lines.is_empty() => {
             Disposition::Malformed(format!("order {} has no lines", order.order_id))
         }
@@ -169,14 +183,14 @@ pub async fn forward_orders<Q: OrderQueue>(
     event: &RawValue,
 ) -> Result<DynamoDbEventResponse, BatchError> {
     // Parallel vectors: the messages are sent as slices, without a copy.
-    let mut sequences: Vec<String> = Vec::new();
+    let mut sequences: Vec<std::borrow::Cow<'_, str>> = Vec::new();
     let mut outgoing: Vec<OrderMessage> = Vec::new();
     let mut stopped_at = None;
     for record in stream_records(event)? {
         let span = record_span(&record.sequence_number);
         let _entered = span.enter();
-        let disposition = match &record.record {
-            Ok(typed) => disposition(typed),
+        let disposition = match &record.change {
+            Ok(change) => disposition(change),
             Err(e) => Disposition::Malformed(format!("stream record does not parse: {e}")),
         };
         if let Disposition::Forward(message) = &disposition {
@@ -204,7 +218,7 @@ pub async fn forward_orders<Q: OrderQueue>(
             // Report the first unsent record: Lambda resumes there, and this
             // invocation still has time to flush its logs and metrics.
             tracing::warn!(forwarded, "stopping short of the deadline");
-            return Ok(stream_failure(Some(chunk_sequences[0].clone())));
+            return Ok(stream_failure(Some(chunk_sequences[0].to_string())));
         }
         // A send that hangs is given up before the deadline and counts as not sent.
         let first_failure = match before_deadline(queue.send_batch(chunk)).await {
@@ -227,7 +241,7 @@ pub async fn forward_orders<Q: OrderQueue>(
                 forwarded = forwarded + index,
                 "order message not sent; the stream will redeliver from this record"
             );
-            return Ok(stream_failure(Some(sequence_number.clone())));
+            return Ok(stream_failure(Some(sequence_number.to_string())));
         }
         forwarded += chunk.len();
         metrics::add(&crate::metrics::ORDERS_FORWARDED, chunk.len() as f64);
@@ -245,7 +259,7 @@ pub async fn forward_orders<Q: OrderQueue>(
             forwarded,
             "stream record failed; the stream will retry it, then send it to the on-failure destination"
         );
-        return Ok(stream_failure(Some(sequence_number)));
+        return Ok(stream_failure(Some(sequence_number.into_owned())));
     }
     Ok(stream_failure(None))
 }
@@ -424,5 +438,33 @@ mod tests {
         let sent = queue.sent.lock().unwrap().clone();
         assert_eq!(sent.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 3]);
         assert_eq!(sent.concat(), expected);
+    }
+
+    /// A stream whose view lost new images must not skip every order silently.
+    #[test]
+    fn an_insert_without_its_new_image_fails_rather_than_being_skipped() {
+        let mut event = fixture();
+        let first_insert = event["Records"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|r| r["eventName"] == "INSERT")
+            .unwrap();
+        first_insert["dynamodb"]
+            .as_object_mut()
+            .unwrap()
+            .remove("NewImage");
+        let sequence = first_insert["dynamodb"]["SequenceNumber"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let queue = FakeQueue::default();
+        let response = run(forward_orders(&queue, &to_raw(&event))).unwrap();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(failed, [sequence]);
     }
 }

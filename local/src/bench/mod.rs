@@ -124,6 +124,15 @@ impl Subject {
     }
 
     async fn stop(self) {
+        // Under a profiler, end the process gently first so the profile is written
+        // (the Runtime API's stop is a SIGKILL).
+        if std::env::var_os("BENCH_RUST_WRAPPER").is_some() && self.pid() != 0 {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-TERM", &self.pid().to_string()])
+                .status()
+                .await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
         self.stop.send_replace(true);
         self.function.stopped().await;
     }
