@@ -76,7 +76,7 @@ struct BorrowedMessage<'a> {
     lines: &'a RawValue,
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+fn block_on<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
