@@ -1,10 +1,13 @@
 //! Structured JSON logging with the Powertools keys, from ordinary `tracing` macros.
 //!
 //! Every line is one JSON object:
-//! `level, location, message, timestamp, service`, and inside an invocation
-//! `cold_start, function_name, function_memory_size, function_arn,
-//! function_request_id, xray_trace_id, correlation_id` (and `sampling_rate` when
-//! sampling is on). The event's own fields follow; an error recorded as a field
+//! `level, location, message, timestamp`, and inside an invocation
+//! `function_request_id, xray_trace_id, correlation_id` (and `sampling_rate` when
+//! sampling is on). What is constant for an execution environment (`service,
+//! cold_start, function_name, function_memory_size, function_arn`) is on the lines of
+//! its cold invocation only (and on lines outside an invocation, `service`): Powertools
+//! repeats it on every line, a third of each line's bytes, where the log stream already
+//! names the environment. The event's own fields follow; an error recorded as a field
 //! (`error = &e as &dyn std::error::Error`) becomes `exception_name` and `exception`.
 //!
 //! | variable | effect | default |
@@ -76,6 +79,16 @@ pub const KEYS: [&str; 15] = [
     "sampling_rate",
     "exception_name",
     "exception",
+];
+
+/// The keys constant for an execution environment: on the lines of its cold invocation
+/// only (see the module docs).
+pub const ENVIRONMENT_KEYS: [&str; 5] = [
+    "service",
+    "cold_start",
+    "function_name",
+    "function_memory_size",
+    "function_arn",
 ];
 
 /// Logging settings.
@@ -213,6 +226,16 @@ pub fn set_correlation_id(id: impl Into<String>) {
     invocation::with_current(|state| {
         if let Ok(mut current) = state.log.correlation_id.lock() {
             *current = Some(id);
+        }
+    });
+}
+
+/// Clears the correlation id for the rest of the current invocation's lines: for work
+/// that is about a whole batch, not one record.
+pub fn clear_correlation_id() {
+    invocation::with_current(|state| {
+        if let Ok(mut current) = state.log.correlation_id.lock() {
+            *current = None;
         }
     });
 }
@@ -410,15 +433,23 @@ impl PowertoolsLogLayer {
         );
         line.insert("message".into(), message);
         line.insert("timestamp".into(), json!(timestamp()));
-        line.insert("service".into(), json!(self.settings.service));
+        if state.is_none() {
+            line.insert("service".into(), json!(self.settings.service));
+        }
         if let Some(state) = state {
-            line.insert("cold_start".into(), json!(state.cold_start));
-            line.insert("function_name".into(), json!(state.function_name));
-            line.insert(
-                "function_memory_size".into(),
-                json!(state.function_memory_size),
-            );
-            line.insert("function_arn".into(), json!(state.function_arn));
+            // What is constant for the execution environment is written on the lines of
+            // its first (cold) invocation only: the log stream is the environment's, so
+            // the warm lines carry it implicitly, at half the bytes.
+            if state.cold_start {
+                line.insert("service".into(), json!(self.settings.service));
+                line.insert("cold_start".into(), json!(true));
+                line.insert("function_name".into(), json!(state.function_name));
+                line.insert(
+                    "function_memory_size".into(),
+                    json!(state.function_memory_size),
+                );
+                line.insert("function_arn".into(), json!(state.function_arn));
+            }
             line.insert("function_request_id".into(), json!(state.request_id));
             if let Some(trace) = &state.xray_trace_id {
                 line.insert("xray_trace_id".into(), json!(trace));

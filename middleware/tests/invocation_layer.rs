@@ -87,14 +87,7 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
             format!("order-of-{id}"),
             "state leaked between invocations"
         );
-        assert_eq!(line["function_name"], "orders");
-        assert_eq!(line["function_memory_size"], 256);
-        assert_eq!(
-            line["function_arn"],
-            "arn:aws:lambda:eu-west-1:1:function:orders"
-        );
         assert_eq!(line["xray_trace_id"], "1-6748d7a0-1c2b3d4e5f60718293a4b5c6");
-        assert_eq!(line["service"], "orders");
         assert_eq!(line["level"], "INFO");
         assert!(
             line["location"]
@@ -104,12 +97,27 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
         );
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
     }
-    // Exactly one of the two concurrent invocations is the cold start.
-    let cold: Vec<bool> = handled
-        .iter()
-        .map(|l| l["cold_start"].as_bool().unwrap())
-        .collect();
-    assert_eq!(cold.iter().filter(|c| **c).count(), 1, "{cold:?}");
+    // Exactly one of the two concurrent invocations is the cold start, and only its
+    // lines carry what is constant for the execution environment.
+    let (cold, warm): (Vec<&&Value>, Vec<&&Value>) =
+        handled.iter().partition(|l| l["cold_start"] == true);
+    assert_eq!((cold.len(), warm.len()), (1, 1), "{handled:?}");
+    assert_eq!(cold[0]["function_name"], "orders");
+    assert_eq!(cold[0]["function_memory_size"], 256);
+    assert_eq!(
+        cold[0]["function_arn"],
+        "arn:aws:lambda:eu-west-1:1:function:orders"
+    );
+    assert_eq!(cold[0]["service"], "orders");
+    for constant in [
+        "cold_start",
+        "function_name",
+        "function_memory_size",
+        "function_arn",
+        "service",
+    ] {
+        assert!(warm[0].get(constant).is_none(), "{constant} on a warm line");
+    }
 
     // DEBUG lines stay in the buffer unless the invocation logs an error.
     let debug: Vec<&Value> = logs.iter().filter(|l| l["level"] == "DEBUG").collect();
@@ -124,8 +132,10 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
     assert!(debug_at < error_at, "buffered lines come before the error");
     assert_eq!(logs[error_at]["exception"], "disk on fire");
     assert_eq!(logs[error_at]["exception_name"], "Custom");
-    // The error line carries every key but `sampling_rate` (no sampling here), and no
-    // line carries a key outside `logging::KEYS` besides its event's own (`step`).
+    // The error line carries every key but `sampling_rate` (no sampling here) and, if
+    // its invocation was warm, the environment's constants; no line carries a key
+    // outside `logging::KEYS` besides its event's own (`step`).
+    let error_was_cold = logs[error_at]["cold_start"] == true;
     let error_keys: Vec<&str> = logs[error_at]
         .as_object()
         .unwrap()
@@ -133,9 +143,11 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
         .map(String::as_str)
         .collect();
     for key in logging::KEYS {
+        let expected =
+            key != "sampling_rate" && (error_was_cold || !logging::ENVIRONMENT_KEYS.contains(&key));
         assert_eq!(
             error_keys.contains(&key),
-            key != "sampling_rate",
+            expected,
             "{key} in {error_keys:?}"
         );
     }

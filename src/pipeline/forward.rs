@@ -245,9 +245,13 @@ pub async fn forward_orders<Q: OrderQueue>(
         }
         forwarded += chunk.len();
         metrics::add(&crate::metrics::ORDERS_FORWARDED, chunk.len() as f64);
-        for message in chunk {
-            logging::set_correlation_id(message.order_id.to_string());
-            tracing::info!(correlation_id = %message.order_id, "order forwarded");
+        // One line per send, naming its orders: the same facts as a line per order at a
+        // tenth of the bytes. The per-order lines wait in the DEBUG buffer.
+        let ids: Vec<String> = chunk.iter().map(|m| m.order_id.to_string()).collect();
+        logging::clear_correlation_id();
+        tracing::info!(correlation_ids = %ids.join(","), orders = chunk.len(), "orders forwarded");
+        for id in &ids {
+            tracing::debug!(correlation_id = %id, "order forwarded");
         }
     }
 
