@@ -89,8 +89,21 @@ pub fn config_loader(budget: CallBudget) -> ConfigLoader {
 
 /// Loads a function's SDK configuration (region, credentials, endpoint) from the
 /// environment, with [`CallBudget::FUNCTION`].
+///
+/// Lambda hands a function its credentials in environment variables; reading them
+/// straight from there skips building the default chain's other providers (an STS
+/// client for web identity, SSO, IMDS), which cost a noticeable part of init. Where
+/// they are not set, the default chain applies.
 pub async fn sdk_config() -> SdkConfig {
-    config_loader(CallBudget::FUNCTION).load().await
+    let loader = config_loader(CallBudget::FUNCTION);
+    let loader = if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        )
+    } else {
+        loader
+    };
+    loader.load().await
 }
 
 #[cfg(test)]

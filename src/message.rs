@@ -90,22 +90,28 @@ pub enum MessageError {
 impl OrderMessage {
     /// The message for a placed order.
     pub fn for_order(order: &Order) -> Self {
+        Self::from_order(order.clone())
+    }
+
+    /// The message for a placed order, taking the order's strings rather than copying
+    /// them (the stream function decodes an order only to send it).
+    pub fn from_order(order: Order) -> Self {
         Self {
             version: Version,
             order_id: order.order_id,
-            user_id: order.user_id.clone(),
+            user_id: order.user_id,
             lines: order
                 .lines
-                .iter()
+                .into_iter()
                 .map(|line| MessageLine {
-                    product_id: line.product_id.clone(),
+                    product_id: line.product_id,
                     quantity: line.quantity,
                     unit_price_minor: line.unit_price_minor,
                 })
                 .collect(),
             total_minor: order.total_minor,
             currency: order.currency,
-            placed_at: order.placed_at.clone(),
+            placed_at: order.placed_at,
         }
     }
 

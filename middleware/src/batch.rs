@@ -285,8 +285,9 @@ fn sqs_record_span(message: &SqsMessage) -> tracing::Span {
 }
 
 /// One record of a DynamoDB-stream batch, parsed on its own and lightly: the envelope's
-/// fields are checked and borrowed from the event, the images are left as raw JSON for
-/// the function to decode if it needs them ([`crate::stream_image`]).
+/// fields are checked and borrowed from the event, the new image is parsed into a
+/// borrowed tree the function decodes if it needs it ([`crate::stream_image`]), the old
+/// image is left as raw JSON.
 #[derive(Debug)]
 pub struct StreamRecord<'a> {
     /// The record's `dynamodb.SequenceNumber`: the identifier reported on failure.
@@ -315,9 +316,10 @@ pub struct StreamChangeBody<'a> {
     /// The item's key attributes.
     #[serde(rename = "Keys", borrow, default)]
     pub keys: Option<crate::stream_image::Item<'a>>,
-    /// The item after the change (DynamoDB JSON), when the stream view has it.
+    /// The item after the change, when the stream view has it: parsed in the same pass
+    /// as the record, decoded only if the function asks ([`crate::stream_image::Item::decode`]).
     #[serde(rename = "NewImage", borrow, default)]
-    pub new_image: Option<&'a RawValue>,
+    pub new_image: Option<crate::stream_image::Item<'a>>,
     /// The item before the change, when the stream view has it.
     #[serde(rename = "OldImage", borrow, default)]
     pub old_image: Option<&'a RawValue>,

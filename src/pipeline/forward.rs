@@ -26,7 +26,6 @@ use middleware::batch::{
     BatchError, StreamChange, before_deadline, near_deadline, record_span, stream_failure,
     stream_records,
 };
-use middleware::stream_image::Item;
 use middleware::{logging, metrics};
 use serde_json::value::RawValue;
 
@@ -144,20 +143,16 @@ pub enum Disposition {
 /// Decides what to do with one stream record. Only an INSERT's new image is read, and
 /// only a new ORDERED order's is decoded whole (straight from the event's JSON, see
 /// [`middleware::stream_image`]).
-pub fn disposition(change: &StreamChange<'_>) -> Disposition {
+pub fn disposition(change: StreamChange<'_>) -> Disposition {
     if change.event_name != "INSERT" {
         return Disposition::Skip;
     }
-    let Some(image) = change.dynamodb.new_image else {
+    let Some(item) = change.dynamodb.new_image else {
         // Without it no INSERT can be told apart: skipping would drop every order.
         return Disposition::Malformed(
             "an INSERT without its new image: the stream's view type must include new images"
                 .to_owned(),
         );
-    };
-    let item = match Item::parse(image.get()) {
-        Ok(item) => item,
-        Err(e) => return Disposition::Malformed(format!("order image does not decode: {e}")),
     };
     if item.string(keys::ENTITY) != Some(Entity::Order.as_str())
         || item.string(keys::ORDER_STATUS) != Some(OrderStatus::Ordered.as_str())
@@ -168,7 +163,7 @@ pub fn disposition(change: &StreamChange<'_>) -> Disposition {
         Ok(order) if order.lines.is_empty() => {
             Disposition::Malformed(format!("order {} has no lines", order.order_id))
         }
-        Ok(order) => Disposition::Forward(Box::new(OrderMessage::for_order(&order))),
+        Ok(order) => Disposition::Forward(Box::new(OrderMessage::from_order(order))),
         Err(e) => Disposition::Malformed(format!("order image does not decode: {e}")),
     }
 }
@@ -189,7 +184,7 @@ pub async fn forward_orders<Q: OrderQueue>(
     for record in stream_records(event)? {
         let span = record_span(&record.sequence_number);
         let _entered = span.enter();
-        let disposition = match &record.change {
+        let disposition = match record.change {
             Ok(change) => disposition(change),
             Err(e) => Disposition::Malformed(format!("stream record does not parse: {e}")),
         };
