@@ -286,6 +286,12 @@ pub const DEPENDENCIES: [&str; 26] = [
     "tracing_opentelemetry",
 ];
 
+/// Whether a `tracing` target belongs to one of [`DEPENDENCIES`].
+pub fn is_dependency(target: &str) -> bool {
+    let crate_name = target.split("::").next().unwrap_or(target);
+    DEPENDENCIES.contains(&crate_name)
+}
+
 /// The log layer with its filter: the most verbose level any invocation may produce
 /// (DEBUG when lines are buffered or sampled), but [`DEPENDENCIES`] at the configured
 /// level. The filter is the layer's own, so a quiet log level never hides spans from a

@@ -95,13 +95,16 @@ where
         .with_simple_exporter(exporter)
         .build();
     let tracer = provider.tracer("middleware");
-    // Spans only: INFO and up, plus each AWS SDK operation's span (`SQS.SendMessageBatch`,
-    // recognisable by its `rpc.system` field). Log events stay in the logs, and the
-    // SDK's internal spans (serialization, attempts...) stay out of the trace.
+    // Spans only: the application's at INFO and up, plus each AWS SDK operation's span
+    // (`SQS.SendMessageBatch`, recognisable by its `rpc.system` field). Log events stay
+    // in the logs; the SDK's internal spans (serialization, attempts...) and the
+    // plumbing's own (lambda_runtime's per-invocation span) stay out of the trace and
+    // cost nothing.
     let filter = tracing_subscriber::filter::filter_fn(|meta| {
         meta.is_span()
-            && (*meta.level() <= tracing::Level::INFO
-                || meta.fields().field("rpc.system").is_some())
+            && (meta.fields().field("rpc.system").is_some()
+                || (*meta.level() <= tracing::Level::INFO
+                    && !crate::logging::is_dependency(meta.target())))
     });
     let layer = tracing_opentelemetry::layer()
         .with_tracer(tracer)

@@ -62,6 +62,9 @@ fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
     let handler = service_fn(move |_: LambdaInvocation| {
         let header = header.clone();
         async move {
+            // A dependency's own INFO span (lambda_runtime opens one per invocation).
+            tracing::info_span!(target: "lambda_runtime::layers::trace", "Lambda runtime invoke")
+                .in_scope(|| {});
             let event = RawValue::from_string(format!(
             r#"{{"Records":[{{"messageId":"m1","body":"x","attributes":{{"AWSTraceHeader":"{header}"}}}}]}}"#
         ))
@@ -142,5 +145,9 @@ fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
     assert!(
         documents.iter().all(|d| d["name"] != "serialization"),
         "the SDK's internal spans stay out"
+    );
+    assert!(
+        documents.iter().all(|d| d["name"] != "Lambda runtime invoke"),
+        "dependencies' own spans stay out"
     );
 }
