@@ -349,6 +349,28 @@ struct StreamIdentityChange<'a> {
 /// [`BatchError`] if the event is not a batch or a record has no sequence number.
 /// Nothing has been processed at that point, so failing the invocation is safe.
 pub fn stream_records(event: &RawValue) -> Result<Vec<StreamRecord<'_>>, BatchError> {
+    // The usual batch parses whole in one pass over its bytes. Only when some record
+    // does not parse is the batch split first, so that record fails alone.
+    #[derive(Deserialize)]
+    struct Batch<'a> {
+        #[serde(borrow, rename = "Records")]
+        records: Vec<StreamChange<'a>>,
+    }
+    if let Ok(batch) = serde_json::from_str::<Batch<'_>>(event.get())
+        && batch
+            .records
+            .iter()
+            .all(|change| !change.dynamodb.sequence_number.is_empty())
+    {
+        return Ok(batch
+            .records
+            .into_iter()
+            .map(|change| StreamRecord {
+                sequence_number: change.dynamodb.sequence_number.clone(),
+                change: Ok(change),
+            })
+            .collect());
+    }
     records(event)?
         .into_iter()
         .enumerate()
