@@ -54,9 +54,16 @@ fn check_slug(kind: &'static str, value: &str) -> Result<(), IdError> {
 macro_rules! slug_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+        #[serde(try_from = "String")]
         pub struct $name(String);
+
+        // Written as the string it holds, without the copy `#[serde(into)]` would make.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
 
         impl $name {
             /// Checks and wraps an id.
@@ -108,9 +115,32 @@ slug_id!(
 );
 
 /// Identifies an order: a UUID, random or derived from an idempotency key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OrderId(Uuid);
+
+// Read from and written as the hyphenated text, with no intermediate `String`.
+impl Serialize for OrderId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buffer = Uuid::encode_buffer();
+        serializer.serialize_str(self.0.hyphenated().encode_lower(&mut buffer))
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = OrderId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an order id (a hyphenated UUID)")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<OrderId, E> {
+                OrderId::parse(value).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
 
 /// Namespace of the order ids derived from `(user_id, Idempotency-Key)`.
 const ORDER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_5a0e_2b7c_4e19_9c3d_8a41_07e2_b5f6);

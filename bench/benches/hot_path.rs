@@ -32,6 +32,10 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
+// The functions' allocator (see src/bin/lambda/).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RECORDS: usize = 100;
 
 /// Serialises each message as the SQS queue would be sent it, and drops it.

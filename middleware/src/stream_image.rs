@@ -128,7 +128,8 @@ impl<'de: 'a, 'a> de::Deserialize<'de> for Item<'a> {
                 f.write_str("a map of DynamoDB attributes")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                // Sized for an order header (its 14 attributes), so it does not grow.
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     fields.push((key, map.next_value::<Attribute<'de>>()?));
                 }

@@ -147,7 +147,9 @@ fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
         "the SDK's internal spans stay out"
     );
     assert!(
-        documents.iter().all(|d| d["name"] != "Lambda runtime invoke"),
+        documents
+            .iter()
+            .all(|d| d["name"] != "Lambda runtime invoke"),
         "dependencies' own spans stay out"
     );
 }
