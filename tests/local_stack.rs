@@ -154,7 +154,7 @@ async fn an_order_placed_through_the_gateway_is_processed_and_nothing_outlives_t
     }
 
     // X-Ray: the consumer's record, annotated with the order id, is in the producer's
-    // trace, under a subsegment of process-cart-products.
+    // trace, under process-cart-products' `## handler` (whose batch carried the order).
     let documents: Vec<Value> = read(&stack.xray_log())
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -170,11 +170,6 @@ async fn an_order_placed_through_the_gateway_is_processed_and_nothing_outlives_t
             .unwrap_or_else(|| panic!("no ## record of {function} annotated with the order id"))
     };
     let record = record_of("update-cart-products");
-    assert_eq!(
-        record_of("process-cart-products")["trace_id"],
-        record["trace_id"],
-        "producer and consumer records of the order are in one trace"
-    );
     let producer = documents
         .iter()
         .find(|d| d["trace_id"] == record["trace_id"] && d["name"] == "## handler")

@@ -23,8 +23,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use middleware::batch::{
-    BatchError, StreamChange, before_deadline, near_deadline, record_span, stream_failure,
-    stream_records,
+    BatchError, StreamChange, before_deadline, near_deadline, stream_failure, stream_records,
 };
 use middleware::{logging, metrics};
 use serde_json::value::RawValue;
@@ -181,16 +180,15 @@ pub async fn forward_orders<Q: OrderQueue>(
     let mut sequences: Vec<std::borrow::Cow<'_, str>> = Vec::new();
     let mut outgoing: Vec<OrderMessage> = Vec::new();
     let mut stopped_at = None;
+    // No span or log line per record: a batch is one `## handler` with its sends, and
+    // each consumer's `## record` joins that trace through `AWSTraceHeader`, so an
+    // order's annotation finds the whole journey. A record's own line is written when
+    // it fails.
     for record in stream_records(event)? {
-        let span = record_span(&record.sequence_number);
-        let _entered = span.enter();
         let disposition = match record.change {
             Ok(change) => disposition(change),
             Err(e) => Disposition::Malformed(format!("stream record does not parse: {e}")),
         };
-        if let Disposition::Forward(message) = &disposition {
-            logging::set_correlation_id(message.order_id.to_string());
-        }
         match disposition {
             Disposition::Skip => {}
             Disposition::Forward(message) => {
@@ -241,13 +239,10 @@ pub async fn forward_orders<Q: OrderQueue>(
         forwarded += chunk.len();
         metrics::add(&crate::metrics::ORDERS_FORWARDED, chunk.len() as f64);
         // One line per send, naming its orders: the same facts as a line per order at a
-        // tenth of the bytes. The per-order lines wait in the DEBUG buffer.
+        // tenth of the bytes.
         let ids: Vec<String> = chunk.iter().map(|m| m.order_id.to_string()).collect();
         logging::clear_correlation_id();
         tracing::info!(correlation_ids = %ids.join(","), orders = chunk.len(), "orders forwarded");
-        for id in &ids {
-            tracing::debug!(correlation_id = %id, "order forwarded");
-        }
     }
 
     if let Some((sequence_number, reason)) = stopped_at {
