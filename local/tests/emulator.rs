@@ -1,7 +1,8 @@
 //! The emulator the local stack runs keeps DynamoDB's transaction guarantees under
-//! concurrent clients. Each test here failed against plain moto 5.2 (see
-//! `local/src/moto_serve.py`): a cancelled transaction detached the stream from open
-//! iterators (the pipeline stall), and dropped writes other clients made meanwhile.
+//! concurrent clients. The transaction and query tests failed against plain moto 5.2
+//! (see `local/src/moto_serve.py`): a cancelled transaction detached the stream from
+//! open iterators (the pipeline stall), and dropped writes other clients made meanwhile.
+//! The queue-count test guards a speed fix, so it passes against plain moto too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -491,4 +492,83 @@ async fn a_batch_entry_keeps_its_trace_header() {
     };
     assert_eq!(header_of("a").as_deref(), Some(header));
     assert_eq!(header_of("b"), None);
+}
+
+/// The queue's counts, which the local stack's patch computes with one clock reading
+/// (moto read the clock once per queued message, on every SendMessage), still tell
+/// visible, in-flight and delayed messages apart, and a receive returns only visible
+/// ones.
+#[tokio::test]
+async fn queue_counts_tell_visible_in_flight_and_delayed_messages_apart() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sdk = local::resources::emulator_sdk_config(moto().endpoint(), "eu-west-1").await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("q{}", uuid::Uuid::new_v4().simple()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for body in ["a", "b", "c"] {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body("later")
+        .delay_seconds(60)
+        .send()
+        .await
+        .unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(2)
+        .visibility_timeout(60)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 2);
+    assert!(received.iter().all(|m| m.body() != Some("later")));
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    let count = |name: QueueAttributeName| attributes.get(&name).cloned();
+    assert_eq!(
+        count(QueueAttributeName::ApproximateNumberOfMessages).as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible).as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        count(QueueAttributeName::ApproximateNumberOfMessagesDelayed).as_deref(),
+        Some("1")
+    );
+    let rest = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(rest.len(), 1);
+    assert_ne!(rest[0].body(), Some("later"));
 }
