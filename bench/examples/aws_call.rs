@@ -31,7 +31,11 @@ fn cpu_ns() -> u64 {
         .unwrap()
         .map(|task| {
             let text = std::fs::read_to_string(task.unwrap().path().join("schedstat")).unwrap();
-            text.split_whitespace().next().unwrap().parse::<u64>().unwrap()
+            text.split_whitespace()
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
         })
         .sum()
 }

@@ -5,10 +5,15 @@
 //! function checks again, since filters are configuration and configuration drifts);
 //! anything else is skipped. Messages go out with `SendMessageBatch`, ten at a time.
 //!
+//! Up to [`SENDS_IN_FLIGHT`] sends wait on the queue together, so a batch of 100
+//! records costs one round trip, not ten (less billed duration, and fewer wake-ups).
+//!
 //! At the first record that fails (it does not parse, it is an order that cannot be
 //! read, or SQS rejects its message), the function stops and reports that record's
 //! sequence number. Lambda restarts the shard from there, so the records after it are
-//! not forwarded now: they will be, once, on the redelivery. After the mapping's
+//! forwarded on the redelivery. Those a send of the same round already delivered go
+//! twice (the failure line counts them as `sent_ahead`); the consumer's conditional
+//! completion makes the second copy a no-op, so each order still completes once. After the mapping's
 //! `MaximumRetryAttempts` a record that keeps failing goes to its on-failure
 //! destination, so nothing is lost silently. Near the invocation's deadline it stops
 //! the same way, at the first record it did not send; a send still waiting then is
@@ -34,6 +39,10 @@ use crate::message::{ORDER_ID_ATTRIBUTE, OrderMessage};
 
 /// Most entries in one `SendMessageBatch`.
 pub const SQS_BATCH_LIMIT: usize = 10;
+
+/// Most `SendMessageBatch` calls in flight at once: a batch of 100 records goes out in
+/// one round trip instead of ten.
+pub const SENDS_IN_FLIGHT: usize = 10;
 
 /// An entry of a batch send that the queue did not accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,46 +212,70 @@ pub async fn forward_orders<Q: OrderQueue>(
     }
 
     let mut forwarded = 0;
-    for (chunk, chunk_sequences) in outgoing
+    let sends: Vec<(&[OrderMessage], &[std::borrow::Cow<'_, str>])> = outgoing
         .chunks(SQS_BATCH_LIMIT)
         .zip(sequences.chunks(SQS_BATCH_LIMIT))
-    {
+        .collect();
+    for round in sends.chunks(SENDS_IN_FLIGHT) {
         if near_deadline() {
             // Report the first unsent record: Lambda resumes there, and this
             // invocation still has time to flush its logs and metrics.
             tracing::warn!(forwarded, "stopping short of the deadline");
-            return Ok(stream_failure(Some(chunk_sequences[0].to_string())));
+            return Ok(stream_failure(Some(round[0].1[0].to_string())));
         }
-        // A send that hangs is given up before the deadline and counts as not sent.
-        let first_failure = match before_deadline(queue.send_batch(chunk)).await {
-            Ok(Ok(failures)) => failures.into_iter().min_by_key(|f| f.index),
-            Ok(Err(reason)) => Some(SendFailure { index: 0, reason }),
-            Err(out_of_time) => Some(SendFailure {
-                index: 0,
-                reason: format!("SendMessageBatch {out_of_time}"),
-            }),
-        };
-        if let Some(failure) = first_failure {
-            let index = failure.index.min(chunk.len() - 1);
-            let (sequence_number, message) = (&chunk_sequences[index], &chunk[index]);
-            metrics::add(&crate::metrics::BATCH_ITEM_FAILURES, 1.0);
-            logging::set_correlation_id(message.order_id.to_string());
-            tracing::warn!(
-                correlation_id = %message.order_id,
-                sequence_number = %sequence_number,
-                reason = %failure.reason,
-                forwarded = forwarded + index,
-                "order message not sent; the stream will redeliver from this record"
-            );
-            return Ok(stream_failure(Some(sequence_number.to_string())));
+        // The round's sends wait on the queue together. A send that hangs is given up
+        // before the deadline and counts as not sent.
+        let outcomes = futures_util::future::join_all(
+            round
+                .iter()
+                .map(|(chunk, _)| before_deadline(queue.send_batch(chunk))),
+        )
+        .await;
+        let mut outcomes = round
+            .iter()
+            .zip(outcomes)
+            .map(|((chunk, chunk_sequences), outcome)| {
+                let first_failure = match outcome {
+                    Ok(Ok(failures)) => failures.into_iter().min_by_key(|f| f.index),
+                    Ok(Err(reason)) => Some(SendFailure { index: 0, reason }),
+                    Err(out_of_time) => Some(SendFailure {
+                        index: 0,
+                        reason: format!("SendMessageBatch {out_of_time}"),
+                    }),
+                };
+                (*chunk, *chunk_sequences, first_failure)
+            });
+        while let Some((chunk, chunk_sequences, first_failure)) = outcomes.next() {
+            if let Some(failure) = first_failure {
+                let index = failure.index.min(chunk.len() - 1);
+                let (sequence_number, message) = (&chunk_sequences[index], &chunk[index]);
+                // Sends after this one in the round may have been accepted: their
+                // orders go again with the redelivery, and the consumer's conditional
+                // completion makes the second copy a no-op.
+                let sent_ahead: usize = outcomes
+                    .filter(|(_, _, failure)| failure.is_none())
+                    .map(|(chunk, _, _)| chunk.len())
+                    .sum();
+                metrics::add(&crate::metrics::BATCH_ITEM_FAILURES, 1.0);
+                logging::set_correlation_id(message.order_id.to_string());
+                tracing::warn!(
+                    correlation_id = %message.order_id,
+                    sequence_number = %sequence_number,
+                    reason = %failure.reason,
+                    forwarded = forwarded + index,
+                    sent_ahead,
+                    "order message not sent; the stream will redeliver from this record"
+                );
+                return Ok(stream_failure(Some(sequence_number.to_string())));
+            }
+            forwarded += chunk.len();
+            metrics::add(&crate::metrics::ORDERS_FORWARDED, chunk.len() as f64);
+            // One line per send, naming its orders: the same facts as a line per order
+            // at a tenth of the bytes.
+            let ids: Vec<String> = chunk.iter().map(|m| m.order_id.to_string()).collect();
+            logging::clear_correlation_id();
+            tracing::info!(correlation_ids = %ids.join(","), orders = chunk.len(), "orders forwarded");
         }
-        forwarded += chunk.len();
-        metrics::add(&crate::metrics::ORDERS_FORWARDED, chunk.len() as f64);
-        // One line per send, naming its orders: the same facts as a line per order at a
-        // tenth of the bytes.
-        let ids: Vec<String> = chunk.iter().map(|m| m.order_id.to_string()).collect();
-        logging::clear_correlation_id();
-        tracing::info!(correlation_ids = %ids.join(","), orders = chunk.len(), "orders forwarded");
     }
 
     if let Some((sequence_number, reason)) = stopped_at {
@@ -262,13 +295,17 @@ pub async fn forward_orders<Q: OrderQueue>(
 mod tests {
     use super::*;
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A queue that records what it was sent and rejects chosen orders.
+    /// A queue that records what it was sent and rejects chosen orders. Each send
+    /// waits once before it answers, so sends that overlap are seen to.
     #[derive(Default)]
     struct FakeQueue {
         sent: Mutex<Vec<Vec<String>>>,
         reject_order: Option<String>,
         unreachable: bool,
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
     }
 
     impl OrderQueue for FakeQueue {
@@ -277,6 +314,11 @@ mod tests {
                 return Err("connection refused".into());
             }
             let ids: Vec<String> = messages.iter().map(|m| m.order_id.to_string()).collect();
+            self.sent.lock().unwrap().push(ids.clone());
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
             let failures = ids
                 .iter()
                 .enumerate()
@@ -286,7 +328,6 @@ mod tests {
                     reason: "throttled".into(),
                 })
                 .collect();
-            self.sent.lock().unwrap().push(ids);
             Ok(failures)
         }
     }
@@ -374,7 +415,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rejected_entry_reports_its_record_and_nothing_after_it_is_sent() {
+    fn a_rejected_entry_reports_its_record() {
         let event = fixture();
         let second = order_ids(&event)[1].clone();
         let queue = FakeQueue {
@@ -411,27 +452,56 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sends_in_chunks_of_ten_in_stream_order() {
+    /// A batch of `count` new ORDERED orders: order ids `...{i}`, sequence numbers
+    /// `1000 + i`.
+    fn orders(count: usize) -> (serde_json::Value, Vec<String>) {
         let mut event = fixture();
         let template = event["Records"][0].clone();
         let mut records = Vec::new();
-        let mut expected = Vec::new();
-        for i in 0..23 {
+        let mut ids = Vec::new();
+        for i in 0..count {
             let mut record = template.clone();
             let id = format!("00000000-0000-4000-8000-{i:012}");
             record["dynamodb"]["NewImage"]["order_id"] = serde_json::json!({"S": id});
             record["dynamodb"]["SequenceNumber"] = format!("{}", 1000 + i).into();
-            expected.push(id);
+            ids.push(id);
             records.push(record);
         }
         event["Records"] = records.into();
+        (event, ids)
+    }
+
+    #[test]
+    fn sends_in_chunks_of_ten_in_stream_order() {
+        let (event, expected) = orders(23);
         let queue = FakeQueue::default();
         let response = run(forward_orders(&queue, &to_raw(&event))).unwrap();
         assert!(failures(&response).is_empty());
         let sent = queue.sent.lock().unwrap().clone();
         assert_eq!(sent.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 3]);
         assert_eq!(sent.concat(), expected);
+    }
+
+    /// A batch's sends wait on the queue together (one round trip, not one per ten
+    /// records), and a rejection is still reported at the first failed record in
+    /// stream order.
+    #[test]
+    fn sends_overlap_and_the_first_rejected_record_in_stream_order_is_reported() {
+        let (event, ids) = orders(2 * SENDS_IN_FLIGHT * SQS_BATCH_LIMIT + 5);
+        let queue = FakeQueue::default();
+        let response = run(forward_orders(&queue, &to_raw(&event))).unwrap();
+        assert!(failures(&response).is_empty());
+        assert_eq!(queue.most_in_flight.load(Ordering::SeqCst), SENDS_IN_FLIGHT);
+        assert_eq!(queue.sent.lock().unwrap().concat(), ids);
+
+        let (event, ids) = orders(35);
+        let queue = FakeQueue {
+            reject_order: Some(ids[12].clone()),
+            ..FakeQueue::default()
+        };
+        let response = run(forward_orders(&queue, &to_raw(&event))).unwrap();
+        assert_eq!(failures(&response), ["1012"]);
+        assert_eq!(queue.most_in_flight.load(Ordering::SeqCst), 4);
     }
 
     /// A stream whose view lost new images must not skip every order silently.
