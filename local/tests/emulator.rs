@@ -429,14 +429,8 @@ async fn a_query_reads_one_partition_in_order_with_paging() {
     assert_eq!(missing.count, 0);
 }
 
-/// `AWSTraceHeader` set on a batch entry reaches the receiver, as on SQS (moto dropped
-/// the system attributes of batch entries).
-#[tokio::test]
-async fn a_batch_entry_keeps_its_trace_header() {
-    use aws_sdk_sqs::types::{
-        MessageSystemAttributeName, MessageSystemAttributeNameForSends,
-        MessageSystemAttributeValue, SendMessageBatchRequestEntry,
-    };
+/// A new standard queue: its client and URL.
+async fn queue() -> (aws_sdk_sqs::Client, String) {
     let sdk = local::resources::emulator_sdk_config(moto().endpoint(), "eu-west-1").await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let url = sqs
@@ -447,6 +441,18 @@ async fn a_batch_entry_keeps_its_trace_header() {
         .unwrap()
         .queue_url
         .unwrap();
+    (sqs, url)
+}
+
+/// `AWSTraceHeader` set on a batch entry reaches the receiver, as on SQS (moto dropped
+/// the system attributes of batch entries).
+#[tokio::test]
+async fn a_batch_entry_keeps_its_trace_header() {
+    use aws_sdk_sqs::types::{
+        MessageSystemAttributeName, MessageSystemAttributeNameForSends,
+        MessageSystemAttributeValue, SendMessageBatchRequestEntry,
+    };
+    let (sqs, url) = queue().await;
     let header = "Root=1-6748d7a0-1c2b3d4e5f60718293a4b5c6;Parent=53995c3f42cd8ad8;Sampled=1";
     let traced = SendMessageBatchRequestEntry::builder()
         .id("traced")
@@ -501,16 +507,7 @@ async fn a_batch_entry_keeps_its_trace_header() {
 #[tokio::test]
 async fn queue_counts_tell_visible_in_flight_and_delayed_messages_apart() {
     use aws_sdk_sqs::types::QueueAttributeName;
-    let sdk = local::resources::emulator_sdk_config(moto().endpoint(), "eu-west-1").await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let url = sqs
-        .create_queue()
-        .queue_name(format!("q{}", uuid::Uuid::new_v4().simple()))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (sqs, url) = queue().await;
     for body in ["a", "b", "c"] {
         sqs.send_message()
             .queue_url(&url)
