@@ -180,23 +180,33 @@ where
             response.add_failure(message_id);
             continue;
         }
-        let outcome = match message {
+        // Each record starts with no correlation id: its lines, its failure line
+        // included, name the key its handler sets, or none, never a previous record's.
+        crate::logging::clear_correlation_id();
+        let (span, outcome) = match message {
             Ok(message) => {
                 let span = sqs_record_span(&message);
-                match before_deadline(tracing::Instrument::instrument(handler(message), span)).await
-                {
+                let work = tracing::Instrument::instrument(handler(message), span.clone());
+                let outcome = match before_deadline(work).await {
                     Ok(done) => done.map_err(|e| e.to_string()),
                     Err(out_of_time) => Err(out_of_time.to_string()),
-                }
+                };
+                (span, outcome)
             }
-            Err(reason) => Err(format!("malformed SQS record: {reason}")),
+            Err(reason) => (
+                tracing::Span::none(),
+                Err(format!("malformed SQS record: {reason}")),
+            ),
         };
         if let Err(reason) = outcome {
-            tracing::warn!(message_id = %message_id, reason = %reason, "SQS record failed");
+            span.in_scope(|| {
+                tracing::warn!(message_id = %message_id, reason = %reason, "SQS record failed");
+            });
             response.add_failure(message_id);
             stopped = fifo;
         }
     }
+    crate::logging::clear_correlation_id();
     if out_of_time > 0 {
         tracing::warn!(
             records = out_of_time,

@@ -246,3 +246,63 @@ fn the_debug_buffer_holds_the_application_not_its_dependencies() {
         ["dependency detail", "application detail", "failed"]
     );
 }
+
+/// An SQS record of queue `q` with this id and body.
+fn sqs_record(message_id: &str, body: &str) -> Value {
+    serde_json::json!({
+        "messageId": message_id,
+        "receiptHandle": "r",
+        "body": body,
+        "attributes": {},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:1:q",
+        "awsRegion": "eu-west-1",
+    })
+}
+
+/// Each record of a batch has its own correlation id. In `[A completes, B's body does
+/// not parse]`, B's failure line must not name A's order (it did: one slot per
+/// invocation), and a batch-level line after the records names none.
+#[test]
+fn a_failure_line_carries_its_own_records_id_or_none() {
+    let inner = service_fn(|_: LambdaInvocation| async {
+        let event = serde_json::json!({"Records": [
+            sqs_record("a", r#"{"order_id":"order-A"}"#),
+            sqs_record("b", "not json"),
+            sqs_record("c", r#"{"order_id":"order-C","fail":true}"#),
+        ]});
+        let raw = serde_json::value::RawValue::from_string(event.to_string()).unwrap();
+        let response = middleware::batch::process_sqs(&raw, |message| async move {
+            let order: Value = serde_json::from_str(message.body.as_deref().unwrap_or_default())
+                .map_err(|e| format!("body does not parse: {e}"))?;
+            logging::set_correlation_id(order["order_id"].as_str().unwrap_or_default());
+            if order["fail"] == true {
+                return Err("refused".to_owned());
+            }
+            tracing::info!("order completed");
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(response.batch_item_failures.len(), 2);
+        tracing::info!("batch done");
+        Ok::<(), lambda_runtime::Error>(())
+    });
+    let logs = log_lines_of_one_invocation(&[], inner);
+    let line = |message: &str, id: Option<&str>| {
+        logs.iter()
+            .find(|l| l["message"] == message && id.is_none_or(|id| l["message_id"] == id))
+            .unwrap_or_else(|| panic!("no line {message:?} in {logs:#?}"))
+    };
+    assert_eq!(line("order completed", None)["correlation_id"], "order-A");
+    let b = line("SQS record failed", Some("b"));
+    assert!(b.get("correlation_id").is_none(), "{b}");
+    assert_eq!(
+        line("SQS record failed", Some("c"))["correlation_id"],
+        "order-C"
+    );
+    let done = line("batch done", None);
+    assert!(done.get("correlation_id").is_none(), "{done}");
+}
