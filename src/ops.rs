@@ -297,7 +297,7 @@ pub async fn journey(
         .get_item()
         .table_name(table)
         .set_key(Some(idempotency_key(
-            "update-cart-products",
+            crate::pipeline::complete::IDEMPOTENCY_PREFIX,
             &order.to_string(),
         )))
         .consistent_read(true)

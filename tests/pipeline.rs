@@ -9,7 +9,7 @@ use ecommerce_api::api::{ApiRequest, ApiResponse, Method};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use ecommerce_api::api::OrdersApi;
-use ecommerce_api::pipeline::complete::{CompleteMessageError, Completer};
+use ecommerce_api::pipeline::complete::{self, CompleteMessageError, Completer};
 use ecommerce_api::pipeline::forward::forward_orders;
 use ecommerce_api::store::Store;
 use middleware::idempotency::{Idempotency, IdempotencyConfig};
@@ -558,8 +558,12 @@ async fn a_message_whose_order_is_leased_elsewhere_waits_and_then_completes_once
     assert_eq!(messages.len(), 1);
 
     // Another invocation holds the order's lease (a live INPROGRESS record).
-    env.put_lease("update-cart-products", &id, support::now_ms() + 60_000)
-        .await;
+    env.put_lease(
+        complete::IDEMPOTENCY_PREFIX,
+        &id,
+        support::now_ms() + 60_000,
+    )
+    .await;
 
     let event = env.sqs_event(&messages);
     let response = env.completer.complete_orders(&event).await.unwrap();
@@ -610,7 +614,7 @@ async fn a_transaction_conflict_is_retried_then_reported_as_transient() {
         env.store.table(),
     );
     let records_config =
-        IdempotencyConfig::single_table(env.store.table(), "update-cart-products", |_| None);
+        IdempotencyConfig::single_table(env.store.table(), complete::IDEMPOTENCY_PREFIX, |_| None);
     let completer = Completer::new(
         store.clone(),
         Idempotency::new(store.client().clone(), records_config),

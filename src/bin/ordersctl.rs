@@ -66,7 +66,7 @@ enum Command {
         #[arg(long, env = "TABLE_NAME")]
         table: String,
         /// The function whose record it is.
-        #[arg(long, default_value = "update-cart-products")]
+        #[arg(long, default_value = ecommerce_api::pipeline::complete::IDEMPOTENCY_PREFIX)]
         function: String,
         /// Delete even a live or completed record (the next delivery runs again).
         #[arg(long)]

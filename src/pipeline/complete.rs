@@ -23,6 +23,11 @@ use crate::clock::Timestamp;
 use crate::message::{MessageError, OrderMessage};
 use crate::store::{CompleteError, Completion, Store, StoreError};
 
+/// The prefix of this function's idempotency record keys (`<prefix>#<order id>`), as
+/// Powertools names records by function. The binary, `ordersctl` and the tests read it
+/// from here.
+pub const IDEMPOTENCY_PREFIX: &str = "update-cart-products";
+
 /// Why one message failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CompleteMessageError {

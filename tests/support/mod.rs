@@ -124,8 +124,11 @@ impl TestEnv {
         let stream_failures = created.queue("StreamFailureQueue").unwrap().clone();
         let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &created.table_name);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let records =
-            IdempotencyConfig::single_table(&created.table_name, "update-cart-products", |_| None);
+        let records = IdempotencyConfig::single_table(
+            &created.table_name,
+            ecommerce_api::pipeline::complete::IDEMPOTENCY_PREFIX,
+            |_| None,
+        );
         Self {
             completer: Completer::new(
                 store.clone(),

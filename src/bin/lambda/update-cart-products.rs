@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ecommerce_api::pipeline::complete::Completer;
+use ecommerce_api::pipeline::complete::{self, Completer};
 use ecommerce_api::store::Store;
 use ecommerce_api::{aws, config};
 use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     let table = config::required(config::TABLE_NAME)?;
     let sdk = aws::sdk_config().await;
     let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
-    let records = IdempotencyConfig::single_table(&table, "update-cart-products", |name| {
+    let records = IdempotencyConfig::single_table(&table, complete::IDEMPOTENCY_PREFIX, |name| {
         std::env::var(name).ok()
     });
     let completer = Arc::new(Completer::new(
