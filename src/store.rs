@@ -26,7 +26,7 @@ use crate::domain::{
 };
 use crate::keys::{self, Entity, ItemKey};
 use crate::message::OrderMessage;
-use middleware::idempotency::{is_transient_cancellation, transact};
+use middleware::idempotency::{failed_condition, is_transient_cancellation, transact};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -665,10 +665,6 @@ fn cancellation_reasons<R>(
         TransactWriteItemsError::TransactionCanceledException(e) => Some(e.cancellation_reasons()),
         _ => None,
     }
-}
-
-fn failed_condition(reason: &CancellationReason) -> bool {
-    reason.code() == Some("ConditionalCheckFailed")
 }
 
 fn backoff(attempt: u32) -> Duration {

@@ -198,9 +198,14 @@ pub fn is_transient_cancellation(reasons: &[CancellationReason]) -> bool {
     reasons
         .iter()
         .any(|r| TRANSIENT_CANCELLATIONS.contains(&code(r).as_str()))
-        && !reasons
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed"))
+        && !reasons.iter().any(failed_condition)
+}
+
+/// Whether a cancelled transaction's item failed its condition. The SDK types a single
+/// write's `ConditionalCheckFailedException`, but a transaction's per-item reasons are
+/// codes: this is the one place that spells the code.
+pub fn failed_condition(reason: &CancellationReason) -> bool {
+    reason.code() == Some("ConditionalCheckFailed")
 }
 
 /// The result of [`transact`]: the last answer, and how many attempts it took.
@@ -619,7 +624,7 @@ impl Idempotency {
                 };
                 let record_reason = reasons.get(work_items).filter(|_| !self.config.disabled);
                 if let Some(reason) = record_reason
-                    && reason.code() == Some("ConditionalCheckFailed")
+                    && failed_condition(reason)
                 {
                     let old = reason.item().cloned().unwrap_or_default();
                     return self
