@@ -189,30 +189,24 @@ impl Store {
                     })?;
                 requests.push(WriteRequest::builder().put_request(put).build());
             }
-            let mut pending = HashMap::from([(self.table.clone(), requests)]);
-            for attempt in 0..BATCH_ATTEMPTS {
-                if attempt > 0 {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(Some(pending))
-                    .send()
-                    .await
-                    .map_err(aws_error("BatchWriteItem"))?;
-                pending = output.unprocessed_items.unwrap_or_default();
-                pending.retain(|_, requests| !requests.is_empty());
-                if pending.is_empty() {
-                    break;
-                }
-            }
-            if let Some(left) = pending.values().next() {
-                return Err(StoreError::Unprocessed {
-                    operation: "BatchWriteItem",
-                    remaining: left.len(),
-                });
-            }
+            until_processed(
+                "BatchWriteItem",
+                HashMap::from([(self.table.clone(), requests)]),
+                |pending| pending.values().map(Vec::len).sum(),
+                |pending| {
+                    let sent = self
+                        .client
+                        .batch_write_item()
+                        .set_request_items(Some(pending))
+                        .send();
+                    async move {
+                        let output = sent.await.map_err(aws_error("BatchWriteItem"))?;
+                        Ok(((), output.unprocessed_items.unwrap_or_default()))
+                    }
+                },
+                |()| Ok(()),
+            )
+            .await?;
         }
         Ok(products.len())
     }
@@ -275,34 +269,33 @@ impl Store {
                     operation: "BatchGetItem",
                     message: e.to_string(),
                 })?;
-            let mut pending = HashMap::from([(self.table.clone(), request)]);
-            for attempt in 0..BATCH_ATTEMPTS {
-                if attempt > 0 {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(pending))
-                    .send()
-                    .await
-                    .map_err(aws_error("BatchGetItem"))?;
-                for item in output.responses.unwrap_or_default().into_values().flatten() {
-                    let product: Product = decode("product", item)?;
-                    found.insert(product.product_id.clone(), product);
-                }
-                pending = output.unprocessed_keys.unwrap_or_default();
-                pending.retain(|_, keys| !keys.keys.is_empty());
-                if pending.is_empty() {
-                    break;
-                }
-            }
-            if let Some(left) = pending.values().next() {
-                return Err(StoreError::Unprocessed {
-                    operation: "BatchGetItem",
-                    remaining: left.keys.len(),
-                });
-            }
+            until_processed(
+                "BatchGetItem",
+                HashMap::from([(self.table.clone(), request)]),
+                |pending| pending.values().map(|keys| keys.keys.len()).sum(),
+                |pending| {
+                    let sent = self
+                        .client
+                        .batch_get_item()
+                        .set_request_items(Some(pending))
+                        .send();
+                    async move {
+                        let output = sent.await.map_err(aws_error("BatchGetItem"))?;
+                        Ok((
+                            output.responses.unwrap_or_default(),
+                            output.unprocessed_keys.unwrap_or_default(),
+                        ))
+                    }
+                },
+                |responses| {
+                    for item in responses.into_values().flatten() {
+                        let product: Product = decode("product", item)?;
+                        found.insert(product.product_id.clone(), product);
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
         }
         Ok(found)
     }
@@ -667,6 +660,124 @@ fn cancellation_reasons<R>(
     }
 }
 
+/// Runs a batch operation (`BatchWriteItem`, `BatchGetItem`) until nothing is left
+/// unprocessed: `call` sends what is pending and returns its answer and what the table
+/// left, `answered` takes each answer, and what is left is sent again with backoff, at
+/// most [`BATCH_ATTEMPTS`] times in all.
+async fn until_processed<P, R, Fut>(
+    operation: &'static str,
+    mut pending: P,
+    left: impl Fn(&P) -> usize,
+    call: impl Fn(P) -> Fut,
+    mut answered: impl FnMut(R) -> Result<(), StoreError>,
+) -> Result<(), StoreError>
+where
+    Fut: Future<Output = Result<(R, P), StoreError>>,
+{
+    for attempt in 0..BATCH_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        let (answer, unprocessed) = call(pending).await?;
+        answered(answer)?;
+        pending = unprocessed;
+        if left(&pending) == 0 {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Unprocessed {
+        operation,
+        remaining: left(&pending),
+    })
+}
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(25u64 << attempt.min(6))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn run<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    /// A table that processes `per_call` items of what it is sent and leaves the rest.
+    fn table(
+        per_call: usize,
+    ) -> impl Fn(usize) -> std::future::Ready<Result<(usize, usize), StoreError>> {
+        move |pending: usize| {
+            let done = pending.min(per_call);
+            std::future::ready(Ok((done, pending - done)))
+        }
+    }
+
+    #[test]
+    fn what_a_batch_leaves_unprocessed_is_sent_again_until_none_is_left() {
+        let answered = Mutex::new(Vec::new());
+        run(until_processed(
+            "BatchWriteItem",
+            25,
+            |left| *left,
+            table(10),
+            |done| {
+                answered.lock().unwrap().push(done);
+                Ok(())
+            },
+        ))
+        .unwrap();
+        assert_eq!(answered.into_inner().unwrap(), [10, 10, 5]);
+    }
+
+    #[test]
+    fn items_still_unprocessed_after_the_last_attempt_are_an_error_naming_them() {
+        let calls = Mutex::new(0);
+        let error = run(until_processed(
+            "BatchGetItem",
+            100,
+            |left| *left,
+            table(1),
+            |_| {
+                *calls.lock().unwrap() += 1;
+                Ok(())
+            },
+        ))
+        .unwrap_err();
+        assert_eq!(*calls.lock().unwrap(), BATCH_ATTEMPTS);
+        assert!(
+            matches!(
+                error,
+                StoreError::Unprocessed {
+                    operation: "BatchGetItem",
+                    remaining,
+                } if remaining == 100 - BATCH_ATTEMPTS as usize
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_answer_that_does_not_decode_stops_the_retries() {
+        let error = run(until_processed(
+            "BatchGetItem",
+            3,
+            |left| *left,
+            table(1),
+            |_| {
+                Err(StoreError::Aws {
+                    operation: "BatchGetItem",
+                    message: "malformed".into(),
+                })
+            },
+        ))
+        .unwrap_err();
+        assert!(matches!(error, StoreError::Aws { .. }), "{error}");
+    }
 }
