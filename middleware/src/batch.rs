@@ -226,10 +226,7 @@ pub fn near_deadline() -> bool {
     crate::invocation::with_current(|state| state.deadline_ms)
         .filter(|deadline| *deadline > 0)
         .is_some_and(|deadline| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis() as u64;
+            let now = crate::clock::epoch_ms();
             now + DEADLINE_MARGIN.as_millis() as u64 >= deadline
         })
 }
@@ -258,10 +255,7 @@ pub async fn before_deadline<F: Future>(work: F) -> Result<F::Output, OutOfTime>
     let Some(deadline) = deadline else {
         return Ok(work.await);
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
+    let now = crate::clock::epoch_ms();
     let left = deadline
         .saturating_sub(now)
         .saturating_sub(DEADLINE_MARGIN.as_millis() as u64);
@@ -533,10 +527,7 @@ mod tests {
     #[test]
     fn a_hanging_record_is_given_up_before_the_deadline_and_the_rest_not_started() {
         use std::sync::Arc;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now_ms = crate::clock::epoch_ms();
         let invocation = |deadline_ms: u64| {
             let mut headers = http::HeaderMap::new();
             headers.insert(

@@ -58,7 +58,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -248,12 +248,7 @@ pub async fn transact(
 
 /// A short, jittered pause before trying a transiently cancelled transaction again.
 pub fn transaction_backoff(attempt: u32) -> Duration {
-    let jitter = u64::from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos(),
-    ) % 50;
+    let jitter = u64::from(crate::clock::since_epoch().subsec_nanos()) % 50;
     Duration::from_millis(25 * u64::from(attempt.max(1)) + jitter)
 }
 
@@ -282,9 +277,7 @@ pub struct Idempotency {
 }
 
 fn now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+    crate::clock::since_epoch()
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {

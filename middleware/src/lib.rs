@@ -15,12 +15,14 @@
 //! - [`idempotency`]: run work once per key, records in DynamoDB.
 //! - [`xray`]: X-Ray subsegments through OpenTelemetry, trace headers in and out.
 //! - [`sink`]: where lines go.
+//! - [`clock`]: the wall clock, read one way.
 //!
 //! The crate's README has the parity table with Powertools and the write count per
 //! order of the idempotency layer.
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod clock;
 pub mod idempotency;
 pub mod invocation;
 pub mod logging;

@@ -30,7 +30,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
@@ -173,11 +172,8 @@ pub struct Recorder {
     values: BTreeMap<&'static str, (Metric, Vec<f64>)>,
 }
 
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis()
+fn now_ms() -> u64 {
+    crate::clock::epoch_ms()
 }
 
 impl Recorder {

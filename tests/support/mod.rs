@@ -325,10 +325,7 @@ impl TestEnv {
 
 /// Milliseconds since the epoch, as idempotency leases count them.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    middleware::clock::epoch_ms()
 }
 
 /// The ids of a stream's shards.
