@@ -9,10 +9,12 @@
 //! - [`keys`]: the single-table layout; every key format lives here.
 //! - [`store`]: every DynamoDB read and write, conditional where it must be.
 //! - [`message`]: the one versioned SQS message type both pipeline functions use.
+//! - [`order_queue`]: the queue of order messages (SQS), beside the store.
 //! - [`metrics`]: the metrics the service writes, declared once.
 //! - [`api`]: the HTTP API (`orders-api`).
 //! - [`pipeline`]: the stream and queue functions.
-//! - [`ops`]: operator tasks behind `ordersctl` (DLQ, redrive, order journey).
+//! - [`ops`]: operator tasks behind `ordersctl`, a module per task (DLQ, stream
+//!   failures, resend, order journey, idempotency records).
 //! - [`config`] and [`aws`]: what a binary needs at start-up.
 //!
 //! Logging, batch processing and (later) tracing, metrics and idempotency come from the
@@ -27,5 +29,6 @@ pub mod keys;
 pub mod message;
 pub mod metrics;
 pub mod ops;
+pub mod order_queue;
 pub mod pipeline;
 pub mod store;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ecommerce_api::domain::OrderId;
-use ecommerce_api::pipeline::forward::SqsOrderQueue;
+use ecommerce_api::order_queue::SqsOrderQueue;
 use ecommerce_api::store::Store;
 use ecommerce_api::{aws, ops};
 

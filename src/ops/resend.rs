@@ -25,7 +25,7 @@ pub enum Resent {
 /// # Errors
 /// [`OpsError`] if the order cannot be read (a malformed item: repair it first) or the
 /// queue refuses the message.
-pub async fn resend<Q: crate::pipeline::forward::OrderQueue>(
+pub async fn resend<Q: crate::order_queue::OrderQueue>(
     store: &crate::store::Store,
     queue: &Q,
     id: &OrderId,

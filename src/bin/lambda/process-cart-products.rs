@@ -1,6 +1,7 @@
 //! `process-cart-products`: forwards new orders from the table's stream to the queue.
 
-use ecommerce_api::pipeline::forward::{SqsOrderQueue, forward_orders};
+use ecommerce_api::order_queue::SqsOrderQueue;
+use ecommerce_api::pipeline::forward::forward_orders;
 use ecommerce_api::{aws, config};
 use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
 use serde_json::value::RawValue;
