@@ -93,6 +93,19 @@ pub struct IdempotencyConfig {
 }
 
 impl IdempotencyConfig {
+    /// The key of the record for `key`: `IDEMPOTENCY#<prefix>#<key>` in the key
+    /// attribute, and the constant sort key in a single-table design.
+    pub fn record_key(&self, key: &str) -> HashMap<String, AttributeValue> {
+        let mut item = HashMap::from([(
+            self.key_attribute.clone(),
+            s(format!("IDEMPOTENCY#{}#{key}", self.key_prefix)),
+        )]);
+        if let Some((attribute, value)) = &self.sort_key {
+            item.insert(attribute.clone(), s(value.clone()));
+        }
+        item
+    }
+
     /// Records in `table` under `PK`/`SK` with the given prefix, one hour of replay,
     /// no local cache, and `POWERTOOLS_IDEMPOTENCY_DISABLED` read through `var`.
     pub fn single_table(
@@ -288,8 +301,38 @@ fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-const INPROGRESS: &str = "INPROGRESS";
-const COMPLETED: &str = "COMPLETED";
+/// The record's schema: its attribute names and statuses, spelled here only. The key is
+/// [`IdempotencyConfig::record_key`].
+pub mod record {
+    /// `INPROGRESS` or `COMPLETED` (an expired record counts as absent).
+    pub const STATUS: &str = "status";
+    /// When the record stops answering repeats, epoch seconds (the table's TTL).
+    pub const EXPIRATION: &str = "expiration";
+    /// The end of an `INPROGRESS` record's lease, epoch milliseconds.
+    pub const LEASE: &str = "in_progress_expiration";
+    /// The hash of the payload that made the record.
+    pub const VALIDATION: &str = "validation";
+    /// A completed record's stored result (JSON).
+    pub const DATA: &str = "data";
+    /// Status of a record whose work is running (or whose holder died).
+    pub const INPROGRESS: &str = "INPROGRESS";
+    /// Status of a record whose work is done.
+    pub const COMPLETED: &str = "COMPLETED";
+}
+
+use record::{COMPLETED, INPROGRESS};
+
+/// What clearing a record did ([`Idempotency::clear_stale`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Cleared {
+    /// The record was deleted.
+    Deleted,
+    /// There was no record.
+    Absent,
+    /// The record is live (`COMPLETED`, or `INPROGRESS` with its lease running) and was
+    /// kept; this is its status. Forcing deletes it anyway.
+    Kept(String),
+}
 
 impl Idempotency {
     /// A runner over `client` with `config`.
@@ -307,14 +350,58 @@ impl Idempotency {
     }
 
     fn record_key(&self, key: &str) -> HashMap<String, AttributeValue> {
-        let mut item = HashMap::from([(
-            self.config.key_attribute.clone(),
-            s(format!("IDEMPOTENCY#{}#{key}", self.config.key_prefix)),
-        )]);
-        if let Some((attribute, value)) = &self.config.sort_key {
-            item.insert(attribute.clone(), s(value.clone()));
+        self.config.record_key(key)
+    }
+
+    /// Deletes a stale record: an `INPROGRESS` one whose lease has ended (its holder
+    /// died), or, with `force`, any record (the next delivery then runs the work
+    /// again). The delete is conditional, so a record that changes meanwhile is not
+    /// removed by mistake.
+    ///
+    /// # Errors
+    /// A message if the table cannot be read or written.
+    pub async fn clear_stale(&self, key: &str, force: bool) -> Result<Cleared, String> {
+        use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+        use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+        let mut request = self
+            .client
+            .delete_item()
+            .table_name(&self.config.table)
+            .set_key(Some(self.record_key(key)))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if !force {
+            request = request
+                .condition_expression("#status = :inprogress AND #lease < :now")
+                .expression_attribute_names("#status", record::STATUS)
+                .expression_attribute_names("#lease", record::LEASE)
+                .expression_attribute_values(":inprogress", s(INPROGRESS))
+                .expression_attribute_values(":now", n(crate::clock::epoch_ms()));
         }
-        item
+        match request.send().await {
+            Ok(output) if output.attributes.as_ref().is_some_and(|a| !a.is_empty()) => {
+                Ok(Cleared::Deleted)
+            }
+            Ok(_) => Ok(Cleared::Absent),
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                DeleteItemError::ConditionalCheckFailedException(failed) => {
+                    Ok(match &failed.item {
+                        None => Cleared::Absent,
+                        Some(item) => Cleared::Kept(
+                            item.get(record::STATUS)
+                                .and_then(|v| v.as_s().ok())
+                                .cloned()
+                                .unwrap_or_default(),
+                        ),
+                    })
+                }
+                _ => Err(format!(
+                    "deleting the record: {}",
+                    DisplayErrorContext(&SdkError::ServiceError(e))
+                )),
+            },
+            Err(e) => Err(format!("deleting the record: {}", DisplayErrorContext(&e))),
+        }
     }
 
     /// The lease's end: the invocation's deadline, or [`DEFAULT_LEASE`] from now.
@@ -378,17 +465,17 @@ impl Idempotency {
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse::<u64>().ok())
         };
-        let stored_validation = text("validation");
+        let stored_validation = text(record::VALIDATION);
         if validation.is_some() && stored_validation.as_deref() != validation {
             return Err(IdempotencyError::PayloadMismatch {
                 key: key.to_owned(),
             });
         }
-        match text("status").as_deref() {
+        match text(record::STATUS).as_deref() {
             Some(COMPLETED) => {
-                let data = text("data").unwrap_or_else(|| "null".to_owned());
+                let data = text(record::DATA).unwrap_or_else(|| "null".to_owned());
                 let replayed = serde_json::from_str(&data)?;
-                let expiration = number("expiration").unwrap_or(0);
+                let expiration = number(record::EXPIRATION).unwrap_or(0);
                 self.remember(
                     key,
                     Completed {
@@ -400,7 +487,7 @@ impl Idempotency {
                 Ok(Outcome::Replayed(replayed))
             }
             _ => Ok(Outcome::InFlight {
-                lease_expires_ms: number("in_progress_expiration").unwrap_or(0),
+                lease_expires_ms: number(record::LEASE).unwrap_or(0),
             }),
         }
     }
@@ -433,14 +520,14 @@ impl Idempotency {
         }
         let now = now();
         let mut item = self.record_key(key);
-        item.insert("status".to_owned(), s(INPROGRESS));
+        item.insert(record::STATUS.to_owned(), s(INPROGRESS));
         item.insert(
-            "expiration".to_owned(),
+            record::EXPIRATION.to_owned(),
             n((now + self.config.expires_after).as_secs()),
         );
-        item.insert("in_progress_expiration".to_owned(), n(Self::lease_end_ms()));
+        item.insert(record::LEASE.to_owned(), n(Self::lease_end_ms()));
         if let Some(validation) = validation {
-            item.insert("validation".to_owned(), s(validation));
+            item.insert(record::VALIDATION.to_owned(), s(validation));
         }
         let locked = self
             .client
@@ -449,9 +536,9 @@ impl Idempotency {
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#id) OR #exp < :now OR (#status = :inprogress AND #lease < :now_ms)")
             .expression_attribute_names("#id", &self.config.key_attribute)
-            .expression_attribute_names("#exp", "expiration")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#lease", "in_progress_expiration")
+            .expression_attribute_names("#exp", record::EXPIRATION)
+            .expression_attribute_names("#status", record::STATUS)
+            .expression_attribute_names("#lease", record::LEASE)
             .expression_attribute_values(":now", n(now.as_secs()))
             .expression_attribute_values(":now_ms", n(now.as_millis()))
             .expression_attribute_values(":inprogress", s(INPROGRESS))
@@ -485,10 +572,10 @@ impl Idempotency {
                     .update_expression(
                         "SET #status = :completed, #data = :data, #exp = :exp REMOVE #lease",
                     )
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_names("#data", "data")
-                    .expression_attribute_names("#exp", "expiration")
-                    .expression_attribute_names("#lease", "in_progress_expiration")
+                    .expression_attribute_names("#status", record::STATUS)
+                    .expression_attribute_names("#data", record::DATA)
+                    .expression_attribute_names("#exp", record::EXPIRATION)
+                    .expression_attribute_names("#lease", record::LEASE)
                     .expression_attribute_values(":completed", s(COMPLETED))
                     .expression_attribute_values(":data", s(data.clone()))
                     .expression_attribute_values(":exp", n(expiration))
@@ -557,18 +644,18 @@ impl Idempotency {
         let work_items = items.len();
         if !self.config.disabled {
             let mut record = self.record_key(key);
-            record.insert("status".to_owned(), s(COMPLETED));
-            record.insert("data".to_owned(), s(data.clone()));
-            record.insert("expiration".to_owned(), n(expiration));
+            record.insert(record::STATUS.to_owned(), s(COMPLETED));
+            record.insert(record::DATA.to_owned(), s(data.clone()));
+            record.insert(record::EXPIRATION.to_owned(), n(expiration));
             if let Some(validation) = validation {
-                record.insert("validation".to_owned(), s(validation));
+                record.insert(record::VALIDATION.to_owned(), s(validation));
             }
             let put = Put::builder()
                 .table_name(&self.config.table)
                 .set_item(Some(record))
                 .condition_expression("attribute_not_exists(#id) OR #exp < :now")
                 .expression_attribute_names("#id", &self.config.key_attribute)
-                .expression_attribute_names("#exp", "expiration")
+                .expression_attribute_names("#exp", record::EXPIRATION)
                 .expression_attribute_values(":now", n(now.as_secs()))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,

@@ -10,7 +10,7 @@ use crate::domain::OrderId;
 use crate::keys;
 
 use super::OpsError;
-use super::idempotency::idempotency_key;
+use super::idempotency;
 
 /// An order's stored records, as an operator reads them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -70,10 +70,10 @@ pub async fn journey(
     let idempotency = dynamodb
         .get_item()
         .table_name(table)
-        .set_key(Some(idempotency_key(
-            crate::pipeline::complete::IDEMPOTENCY_PREFIX,
-            &order.to_string(),
-        )))
+        .set_key(Some(
+            idempotency::records(table, crate::pipeline::complete::IDEMPOTENCY_PREFIX)
+                .record_key(&order.to_string()),
+        ))
         .consistent_read(true)
         .send()
         .await

@@ -16,7 +16,7 @@ pub mod resend;
 pub mod stream_failures;
 
 pub use dead_letters::{DeadLetter, Redrive, list_dead_letters, redrive};
-pub use idempotency::{Cleared, clear_idempotency, idempotency_key};
+pub use idempotency::{Cleared, clear_idempotency, records};
 pub use journey::{Journey, journey};
 pub use resend::{Resent, resend};
 pub use stream_failures::{

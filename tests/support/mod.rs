@@ -202,14 +202,18 @@ impl TestEnv {
     /// `key` while it holds the lease, or after dying with it, until `lease_ends_ms`.
     pub async fn put_lease(&self, function: &str, key: &str, lease_ends_ms: u64) {
         use aws_sdk_dynamodb::types::AttributeValue;
-        let mut item = ecommerce_api::ops::idempotency_key(function, key);
-        item.insert("status".into(), AttributeValue::S("INPROGRESS".into()));
+        use middleware::idempotency::record;
+        let mut item = ecommerce_api::ops::records(&self.table, function).record_key(key);
         item.insert(
-            "in_progress_expiration".into(),
+            record::STATUS.into(),
+            AttributeValue::S(record::INPROGRESS.into()),
+        );
+        item.insert(
+            record::LEASE.into(),
             AttributeValue::N(lease_ends_ms.to_string()),
         );
         item.insert(
-            "expiration".into(),
+            record::EXPIRATION.into(),
             AttributeValue::N((now_ms() / 1000 + 3600).to_string()),
         );
         aws_sdk_dynamodb::Client::new(&self.sdk)
