@@ -264,6 +264,119 @@ pub async fn before_deadline<F: Future>(work: F) -> Result<F::Output, OutOfTime>
         .map_err(|_| OutOfTime)
 }
 
+/// Lifts a service of one SQS message to the batch event Lambda delivers: the layer
+/// form of [`process_sqs`], with its rules (each record parsed on its own from the raw
+/// event, so one malformed record fails alone; standard queues try every record, FIFO
+/// queues stop at the first failure; deadline-aware). Each record runs in its own
+/// `## record` span with no correlation id carried over from the one before.
+///
+/// # Example
+/// ```
+/// use aws_lambda_events::sqs::SqsMessage;
+/// use lambda_runtime::LambdaEvent;
+/// use middleware::batch::SqsBatchLayer;
+/// use serde_json::value::RawValue;
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// let service = ServiceBuilder::new()
+///     .layer(SqsBatchLayer::new())
+///     .service(service_fn(|message: SqsMessage| async move {
+///         match message.body.as_deref() {
+///             Some("ok") => Ok(()),
+///             _ => Err("not ok"),
+///         }
+///     }));
+/// let event = RawValue::from_string(
+///     r#"{"Records":[{"messageId":"1","body":"ok"},{"messageId":"2","body":"no"}]}"#.into(),
+/// )
+/// .unwrap();
+/// let response = tokio::runtime::Builder::new_current_thread()
+///     .enable_time()
+///     .build()
+///     .unwrap()
+///     .block_on(service.oneshot(LambdaEvent::new(event, Default::default())))
+///     .unwrap();
+/// let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+/// assert_eq!(failed, ["2"]);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqsBatchLayer;
+
+impl SqsBatchLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl<S> tower::Layer<S> for SqsBatchLayer {
+    type Service = SqsBatch<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SqsBatch::new(inner)
+    }
+}
+
+/// The service [`SqsBatchLayer`] builds around a per-record service.
+#[derive(Debug, Clone)]
+pub struct SqsBatch<S> {
+    inner: S,
+}
+
+impl<S> SqsBatch<S> {
+    /// Wraps a per-record service.
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+
+    /// The per-record service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The per-record service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the per-record service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> tower::Service<lambda_runtime::LambdaEvent<Box<RawValue>>> for SqsBatch<S>
+where
+    S: tower::Service<SqsMessage, Response = ()> + Clone + Send + 'static,
+    S::Error: Display,
+    S::Future: Send,
+{
+    type Response = SqsBatchResponse;
+    type Error = BatchError;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<SqsBatchResponse, BatchError>> + Send + 'static>,
+    >;
+
+    /// Always ready: each record readies its own clone of the inner service.
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, event: lambda_runtime::LambdaEvent<Box<RawValue>>) -> Self::Future {
+        use tower::ServiceExt as _;
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            process_sqs(&event.payload, move |message| {
+                inner.clone().oneshot(message)
+            })
+            .await
+        })
+    }
+}
+
 /// The span of one record: `## record`, annotated with the function's name and, once
 /// [`crate::logging::set_correlation_id`] is called inside it, the record's key.
 pub fn record_span(record_id: &str) -> tracing::Span {
@@ -438,6 +551,70 @@ mod tests {
             .build()
             .unwrap()
             .block_on(future)
+    }
+
+    /// The layer over a per-record service that records what it saw and fails bodies
+    /// that are not "ok".
+    fn layered(
+        seen: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> impl tower::Service<
+        lambda_runtime::LambdaEvent<Box<RawValue>>,
+        Response = SqsBatchResponse,
+        Error = BatchError,
+    > {
+        let seen = std::sync::Arc::clone(seen);
+        tower::ServiceBuilder::new()
+            .layer(SqsBatchLayer::new())
+            .service(tower::service_fn(move |message: SqsMessage| {
+                let seen = std::sync::Arc::clone(&seen);
+                async move {
+                    let body = message.body.unwrap_or_default();
+                    seen.lock().unwrap().push(body.clone());
+                    if body.starts_with("ok") {
+                        Ok(())
+                    } else {
+                        Err(format!("refused {body}"))
+                    }
+                }
+            }))
+    }
+
+    fn event(json: &str) -> lambda_runtime::LambdaEvent<Box<RawValue>> {
+        lambda_runtime::LambdaEvent::new(raw(json), lambda_runtime::Context::default())
+    }
+
+    #[test]
+    fn the_batch_layer_tries_every_record_of_a_standard_queue_and_reports_the_failures() {
+        use tower::ServiceExt as _;
+        let seen = std::sync::Arc::default();
+        let response = run(layered(&seen).oneshot(event(
+            r#"{"Records":[{"messageId":"1","body":"ok 1"},{"messageId":"2","body":"bad"},{"messageId":"3","body":7},{"messageId":"4","body":"ok 4"}]}"#,
+        )))
+        .unwrap();
+        assert_eq!(failed_ids(&response), ["2", "3"]);
+        assert_eq!(*seen.lock().unwrap(), ["ok 1", "bad", "ok 4"]);
+    }
+
+    #[test]
+    fn the_batch_layer_stops_a_fifo_batch_at_its_first_failure() {
+        use tower::ServiceExt as _;
+        let arn = "arn:aws:sqs:eu-west-1:1:orders.fifo";
+        let seen = std::sync::Arc::default();
+        let response = run(layered(&seen).oneshot(event(&format!(
+            r#"{{"Records":[{{"messageId":"1","body":"ok","eventSourceARN":"{arn}"}},{{"messageId":"2","body":"bad","eventSourceARN":"{arn}"}},{{"messageId":"3","body":"ok","eventSourceARN":"{arn}"}}]}}"#
+        ))))
+        .unwrap();
+        assert_eq!(failed_ids(&response), ["2", "3"]);
+        assert_eq!(*seen.lock().unwrap(), ["ok", "bad"]);
+    }
+
+    #[test]
+    fn the_batch_layer_refuses_an_event_that_is_not_a_batch() {
+        use tower::ServiceExt as _;
+        let seen = std::sync::Arc::default();
+        let error = run(layered(&seen).oneshot(event(r#"{"hello":1}"#))).unwrap_err();
+        assert!(matches!(error, BatchError::NotABatch(_)), "{error}");
+        assert!(seen.lock().unwrap().is_empty());
     }
 
     #[test]

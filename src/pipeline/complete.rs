@@ -11,8 +11,11 @@
 //! request, and a redelivered message is answered from the record (or, once the record
 //! has expired, by the order's PROCESSED status) without changing anything.
 
-use aws_lambda_events::sqs::SqsBatchResponse;
-use middleware::batch::{BatchError, process_sqs};
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use lambda_runtime::LambdaEvent;
+use middleware::batch::{BatchError, SqsBatchLayer};
 use middleware::idempotency::{
     Idempotency, IdempotencyError, InFlight, Outcome, TransactionOutcome, payload_hash,
 };
@@ -116,23 +119,52 @@ impl Completer {
         Ok(completion)
     }
 
-    /// Handles one SQS batch and reports the failed messages.
+    /// Handles one SQS batch and reports the failed messages, through the same
+    /// [`service`] the binary runs.
     ///
     /// # Errors
     /// [`BatchError`] if the event is not an SQS batch or a record has no `messageId`.
-    pub async fn complete_orders(&self, event: &RawValue) -> Result<SqsBatchResponse, BatchError> {
-        let response = process_sqs(event, |record| async move {
-            self.complete_message(record.body.as_deref())
-                .await
-                .map(drop)
-        })
-        .await?;
-        if !response.batch_item_failures.is_empty() {
-            let failed = response.batch_item_failures.len() as f64;
-            metrics::add(&crate::metrics::BATCH_ITEM_FAILURES, failed);
-        }
-        Ok(response)
+    pub async fn complete_orders(
+        self: &Arc<Self>,
+        event: &RawValue,
+    ) -> Result<SqsBatchResponse, BatchError> {
+        use tower::ServiceExt as _;
+        let event = LambdaEvent::new(event.to_owned(), lambda_runtime::Context::default());
+        service(Arc::clone(self)).oneshot(event).await
     }
+}
+
+/// `update-cart-products` as one value: the batch layer over each message's completion,
+/// with the batch's failures counted. The binary runs this.
+pub fn service(
+    completer: Arc<Completer>,
+) -> impl tower::Service<
+    LambdaEvent<Box<RawValue>>,
+    Response = SqsBatchResponse,
+    Error = BatchError,
+    Future: Send,
+> + Clone {
+    tower::ServiceBuilder::new()
+        .map_response(count_failures)
+        .layer(SqsBatchLayer::new())
+        .service(tower::service_fn(move |message: SqsMessage| {
+            let completer = Arc::clone(&completer);
+            async move {
+                completer
+                    .complete_message(message.body.as_deref())
+                    .await
+                    .map(drop)
+            }
+        }))
+}
+
+/// Counts a batch's failed records (`BatchItemFailures`).
+fn count_failures(response: SqsBatchResponse) -> SqsBatchResponse {
+    if !response.batch_item_failures.is_empty() {
+        let failed = response.batch_item_failures.len() as f64;
+        metrics::add(&crate::metrics::BATCH_ITEM_FAILURES, failed);
+    }
+    response
 }
 
 #[cfg(test)]
@@ -150,7 +182,7 @@ mod tests {
         let response = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(process_sqs(&event, |record| {
+            .block_on(middleware::batch::process_sqs(&event, |record| {
                 let outcome = OrderMessage::from_json(record.body.as_deref().unwrap_or_default());
                 if let Ok(message) = &outcome {
                     parsed.borrow_mut().push(message.order_id.to_string());

@@ -81,7 +81,7 @@ pub struct TestEnv {
     pub stream_failure_url: String,
     pub table: String,
     pub store: Store,
-    pub completer: Completer,
+    pub completer: std::sync::Arc<Completer>,
     pub api: OrdersApi,
     pub queue: SqsOrderQueue,
 }
@@ -130,10 +130,10 @@ impl TestEnv {
             |_| None,
         );
         Self {
-            completer: Completer::new(
+            completer: std::sync::Arc::new(Completer::new(
                 store.clone(),
                 Idempotency::new(store.client().clone(), records),
-            ),
+            )),
             api: OrdersApi::new(store.clone()),
             queue: SqsOrderQueue::new(sqs.clone(), &queue.url),
             store,

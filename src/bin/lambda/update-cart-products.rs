@@ -5,9 +5,8 @@ use std::sync::Arc;
 use ecommerce_api::pipeline::complete::{self, Completer};
 use ecommerce_api::store::Store;
 use ecommerce_api::{aws, config};
-use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
+use lambda_runtime::{Error, Runtime};
 use middleware::idempotency::{Idempotency, IdempotencyConfig};
-use serde_json::value::RawValue;
 
 // mimalloc rather than the system allocator: a stream batch's per-record work is
 // allocation-heavy, and it costs a quarter less CPU with it (bench/benches/hot_path.rs).
@@ -20,17 +19,12 @@ async fn main() -> Result<(), Error> {
     let table = config::required(config::TABLE_NAME)?;
     let sdk = aws::sdk_config().await;
     let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
-    let records = IdempotencyConfig::single_table(&table, complete::IDEMPOTENCY_PREFIX, |name| {
-        std::env::var(name).ok()
-    });
-    let completer = Arc::new(Completer::new(
-        store.clone(),
-        Idempotency::new(store.client().clone(), records),
-    ));
-
-    let handler = service_fn(move |event: LambdaEvent<Box<RawValue>>| {
-        let completer = Arc::clone(&completer);
-        async move { completer.complete_orders(&event.payload).await }
-    });
-    Runtime::new(handler).layer(powertools).run().await
+    let var = |name: &str| std::env::var(name).ok();
+    let records = IdempotencyConfig::single_table(&table, complete::IDEMPOTENCY_PREFIX, var);
+    let idempotency = Idempotency::new(store.client().clone(), records);
+    let completer = Arc::new(Completer::new(store, idempotency));
+    Runtime::new(complete::service(completer))
+        .layer(powertools)
+        .run()
+        .await
 }
