@@ -223,7 +223,7 @@ pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_milli
 /// Whether the current invocation is within [`DEADLINE_MARGIN`] of its deadline
 /// (`false` outside an invocation or without a deadline).
 pub fn near_deadline() -> bool {
-    crate::invocation::with_current(|state| state.deadline_ms)
+    crate::context::with_current(|context| context.deadline_ms)
         .filter(|deadline| *deadline > 0)
         .is_some_and(|deadline| {
             let now = crate::clock::epoch_ms();
@@ -251,7 +251,7 @@ pub struct OutOfTime;
 /// # Errors
 /// [`OutOfTime`] if the deadline margin was reached first.
 pub async fn before_deadline<F: Future>(work: F) -> Result<F::Output, OutOfTime> {
-    let deadline = crate::invocation::with_current(|state| state.deadline_ms).filter(|d| *d > 0);
+    let deadline = crate::context::with_current(|context| context.deadline_ms).filter(|d| *d > 0);
     let Some(deadline) = deadline else {
         return Ok(work.await);
     };
@@ -381,7 +381,7 @@ where
 /// [`crate::logging::set_correlation_id`] is called inside it, the record's key.
 pub fn record_span(record_id: &str) -> tracing::Span {
     let function =
-        crate::invocation::with_current(|state| state.function_name.clone()).unwrap_or_default();
+        crate::context::with_current(|context| context.function_name.clone()).unwrap_or_default();
     tracing::info_span!(
         "## record",
         otel.kind = "internal",
@@ -722,9 +722,7 @@ mod tests {
                 metrics: None,
                 logging: crate::logging::LogSettings::from_lookup(|_| None),
             };
-            Arc::new(crate::invocation::InvocationState::new(
-                &context, false, &settings,
-            ))
+            crate::invocation::InvocationState::new(&context, false, &settings)
         };
         let event = raw(r#"{"Records":[{"messageId":"1"},{"messageId":"2"},{"messageId":"3"}]}"#);
         // The second record's AWS call hangs. It is given up at the margin, reported
@@ -733,7 +731,7 @@ mod tests {
         let state = invocation(now_ms + DEADLINE_MARGIN.as_millis() as u64 + 300);
         let started = std::time::Instant::now();
         let response = run(crate::invocation::scope(
-            state,
+            &state,
             process_sqs(&event, |message| {
                 *tried.borrow_mut() += 1;
                 async move {
@@ -751,7 +749,7 @@ mod tests {
         // With time to spare, everything runs.
         let state = invocation(now_ms + 60_000);
         let response = run(crate::invocation::scope(
-            state,
+            &state,
             process_sqs(&event, |_| async { Ok::<(), String>(()) }),
         ))
         .unwrap();

@@ -406,7 +406,7 @@ impl Idempotency {
 
     /// The lease's end: the invocation's deadline, or [`DEFAULT_LEASE`] from now.
     fn lease_end_ms() -> u64 {
-        crate::invocation::with_current(|state| state.deadline_ms)
+        crate::context::with_current(|context| context.deadline_ms)
             .filter(|deadline| *deadline > 0)
             .unwrap_or_else(|| (now() + DEFAULT_LEASE).as_millis() as u64)
     }

@@ -2,9 +2,11 @@
 //!
 //! [`PowertoolsLayer`] wraps the runtime's own service (add it with
 //! `lambda_runtime::Runtime::layer`). For every invocation it builds an
-//! [`InvocationState`] from the Lambda context (request id, ARN, X-Ray trace id,
-//! deadline, cold start) with a fresh metrics recorder and log context, and makes it
-//! the current state for that invocation's future only. State therefore never leaks
+//! [`InvocationState`]: the Lambda facts ([`crate::context::LambdaContext`]: request
+//! id, ARN, X-Ray trace id, deadline, cold start), a fresh log context
+//! ([`crate::logging`]) and metrics recorder ([`crate::metrics`]), each module owning
+//! its own, and makes them current for that invocation's future only. This module
+//! depends on those; they depend only on [`crate::context`], never on this one. State therefore never leaks
 //! between invocations, also under `run_concurrent`. When the invocation ends (with a
 //! response, an error, a panic or a cancellation) its metrics are flushed.
 
@@ -17,59 +19,32 @@ use std::task::{Context, Poll};
 use lambda_runtime::LambdaInvocation;
 use tower::{Layer, Service};
 
+use crate::context::LambdaContext;
 use crate::logging::{InvocationLog, LogSettings};
 use crate::metrics::{MetricsConfig, Recorder};
 
-tokio::task_local! {
-    static CURRENT: Arc<InvocationState>;
-}
-
-/// What the layers know about the invocation in progress.
-#[derive(Debug)]
+/// What one invocation has: its facts, its log context, its metrics (when on). Each
+/// part is made current by the module that owns it.
+#[derive(Debug, Clone)]
 pub struct InvocationState {
-    /// `function_request_id`.
-    pub request_id: String,
-    /// `function_arn`.
-    pub function_arn: String,
-    /// `function_name`.
-    pub function_name: String,
-    /// `function_memory_size` in MB.
-    pub function_memory_size: i32,
-    /// The `Root=` part of the X-Ray trace header, if traced.
-    pub xray_trace_id: Option<String>,
-    /// The invocation's deadline, in epoch milliseconds.
-    pub deadline_ms: u64,
-    /// First invocation of this process.
-    pub cold_start: bool,
-    /// This invocation's metrics, when metrics are on.
-    pub metrics: Option<Mutex<Recorder>>,
-    /// This invocation's log context.
-    pub log: InvocationLog,
+    /// The Lambda facts and the per-record slot.
+    pub context: Arc<LambdaContext>,
+    /// The log context.
+    pub log: Arc<InvocationLog>,
+    /// The metrics, when metrics are on.
+    pub metrics: Option<Arc<Mutex<Recorder>>>,
 }
 
 impl InvocationState {
     /// Builds the state for an invocation; `cold_start` is the caller's to decide.
     pub fn new(context: &lambda_runtime::Context, cold_start: bool, settings: &Settings) -> Self {
-        let xray_trace_id = context.xray_trace_id.as_deref().map(|header| {
-            header
-                .split(';')
-                .find_map(|part| part.strip_prefix("Root="))
-                .unwrap_or(header)
-                .to_owned()
-        });
         Self {
-            request_id: context.request_id.clone(),
-            function_arn: context.invoked_function_arn.clone(),
-            function_name: context.env_config.function_name.clone(),
-            function_memory_size: context.env_config.memory,
-            xray_trace_id,
-            deadline_ms: context.deadline,
-            cold_start,
+            context: Arc::new(LambdaContext::new(context, cold_start)),
+            log: Arc::new(InvocationLog::new(&settings.logging, &context.request_id)),
             metrics: settings
                 .metrics
                 .as_ref()
-                .map(|config| Mutex::new(Recorder::new(Arc::clone(config)))),
-            log: InvocationLog::new(&settings.logging, &context.request_id),
+                .map(|config| Arc::new(Mutex::new(Recorder::new(Arc::clone(config))))),
         }
     }
 
@@ -81,16 +56,29 @@ impl InvocationState {
             recorder.flush();
         }
     }
+
+    fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        crate::context::sync_scope(Arc::clone(&self.context), || {
+            crate::logging::sync_scope(Arc::clone(&self.log), || {
+                crate::metrics::sync_scope(self.metrics.clone(), f)
+            })
+        })
+    }
 }
 
-/// Runs `f` with the current invocation's state; `None` outside an invocation.
-pub fn with_current<R>(f: impl FnOnce(&InvocationState) -> R) -> Option<R> {
-    CURRENT.try_with(|state| f(state)).ok()
-}
-
-/// Runs `future` with `state` as the current invocation's state.
-pub fn scope<F: Future>(state: Arc<InvocationState>, future: F) -> impl Future<Output = F::Output> {
-    CURRENT.scope(state, future)
+/// Runs `future` with `state` as the current invocation's: its context, log context and
+/// metrics.
+pub fn scope<F: Future>(
+    state: &InvocationState,
+    future: F,
+) -> impl Future<Output = F::Output> + use<F> {
+    crate::context::scope(
+        Arc::clone(&state.context),
+        crate::logging::scope(
+            Arc::clone(&state.log),
+            crate::metrics::scope(state.metrics.clone(), future),
+        ),
+    )
 }
 
 /// The settings the layer applies to every invocation.
@@ -153,7 +141,7 @@ pub struct PowertoolsService<S> {
 }
 
 /// Flushes when dropped: after the response, an error, a panic or a cancellation.
-struct FlushOnDrop(Arc<InvocationState>);
+struct FlushOnDrop(InvocationState);
 
 impl Drop for FlushOnDrop {
     fn drop(&mut self) {
@@ -176,16 +164,12 @@ where
 
     fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
         let cold_start = !self.warm.swap(true, Ordering::Relaxed);
-        let state = Arc::new(InvocationState::new(
-            &invocation.context,
-            cold_start,
-            &self.settings,
-        ));
+        let state = InvocationState::new(&invocation.context, cold_start, &self.settings);
         if cold_start
             && let Some(recorder) = &state.metrics
             && let Ok(recorder) = recorder.lock()
         {
-            recorder.cold_start(&state.function_name);
+            recorder.cold_start(&state.context.function_name);
         }
         let span = match &self.settings.tracing {
             Some(tracing_settings) => {
@@ -194,7 +178,7 @@ where
                     otel.kind = "internal",
                     annotation.ColdStart = cold_start,
                     annotation.Service = %tracing_settings.service,
-                    annotation.FunctionName = %state.function_name,
+                    annotation.FunctionName = %state.context.function_name,
                     annotation.correlation_id = tracing::field::Empty,
                 );
                 // The parent must be set before the span is entered.
@@ -208,7 +192,7 @@ where
         let log_event = self.settings.logging.log_event;
         // Entered for the synchronous part of the call too, so logs there carry context.
         let inner = span.in_scope(|| {
-            CURRENT.sync_scope(Arc::clone(&state), || {
+            state.sync_scope(|| {
                 if log_event {
                     let event: serde_json::Value =
                         serde_json::from_slice(&invocation.body).unwrap_or(serde_json::Value::Null);
@@ -221,12 +205,14 @@ where
     }
 }
 
-async fn finish<F>(state: Arc<InvocationState>, inner: F) -> Result<(), lambda_runtime::Error>
+async fn finish<F>(state: InvocationState, inner: F) -> Result<(), lambda_runtime::Error>
 where
     F: Future<Output = Result<(), lambda_runtime::Error>>,
 {
-    let guard = FlushOnDrop(Arc::clone(&state));
-    let result = CURRENT.scope(state, inner).await;
+    let work = scope(&state, inner);
+    // Made before the first poll, so a cancellation or a panic flushes too.
+    let guard = FlushOnDrop(state);
+    let result = work.await;
     drop(guard);
     result
 }

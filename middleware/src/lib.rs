@@ -6,8 +6,12 @@
 //! per-invocation state they need.
 //!
 //! # Layout
-//! - [`invocation`]: the invocation-level layer ([`invocation::PowertoolsLayer`]) and
-//!   the per-invocation state (request id, cold start, metrics, log context).
+//! - [`context`]: the facts of the invocation in progress and its per-record slot (a
+//!   leaf: every other module may read it, it reads none).
+//! - [`invocation`]: the invocation-level layer ([`invocation::PowertoolsLayer`]); it
+//!   makes each invocation's context, log context and metrics current. Logging and
+//!   metrics own their per-invocation state and depend on [`context`] only, so the
+//!   module graph has no circle.
 //! - [`logging`]: JSON log lines with the Powertools keys, per-invocation sampling and
 //!   a DEBUG buffer written out when an error is logged.
 //! - [`metrics`]: metrics declared once and written in the Embedded Metric Format.
@@ -23,6 +27,7 @@
 
 pub mod batch;
 pub mod clock;
+pub mod context;
 pub mod idempotency;
 pub mod invocation;
 pub mod logging;

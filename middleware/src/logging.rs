@@ -36,7 +36,7 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 use tracing::field::{Field, Visit};
@@ -45,7 +45,7 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::invocation;
+use crate::context::{self, LambdaContext};
 use crate::sink::Sink;
 
 /// The output format of log lines.
@@ -175,8 +175,21 @@ pub struct InvocationLog {
     /// This invocation was drawn for DEBUG logging.
     pub sampled: bool,
     sample_rate: f64,
-    correlation_id: Mutex<Option<String>>,
     buffer: Mutex<DebugBuffer>,
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<InvocationLog>;
+}
+
+/// Runs `future` with `log` as the current invocation's log context.
+pub fn scope<F: Future>(log: Arc<InvocationLog>, future: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(log, future)
+}
+
+/// Runs `f` with `log` as the current invocation's log context.
+pub fn sync_scope<R>(log: Arc<InvocationLog>, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(log, f)
 }
 
 #[derive(Debug, Default)]
@@ -191,13 +204,8 @@ impl InvocationLog {
         Self {
             sampled: settings.sample_rate > 0.0 && draw(request_id) < settings.sample_rate,
             sample_rate: settings.sample_rate,
-            correlation_id: Mutex::new(None),
             buffer: Mutex::new(DebugBuffer::default()),
         }
-    }
-
-    fn correlation_id(&self) -> Option<String> {
-        self.correlation_id.lock().ok().and_then(|id| id.clone())
     }
 }
 
@@ -217,21 +225,13 @@ pub fn set_correlation_id(id: impl Into<String>) {
     let id = id.into();
     // Also the X-Ray annotation of the current span (`## handler` or `## record`).
     tracing::Span::current().record("annotation.correlation_id", id.as_str());
-    invocation::with_current(|state| {
-        if let Ok(mut current) = state.log.correlation_id.lock() {
-            *current = Some(id);
-        }
-    });
+    context::with_current(|context| context.set_correlation_id(Some(id)));
 }
 
 /// Clears the correlation id for the rest of the current invocation's lines: for work
 /// that is about a whole batch, not one record.
 pub fn clear_correlation_id() {
-    invocation::with_current(|state| {
-        if let Ok(mut current) = state.log.correlation_id.lock() {
-            *current = None;
-        }
-    });
+    context::with_current(|context| context.set_correlation_id(None));
 }
 
 /// The `tracing` layer that writes lines. Built by [`init`], public for tests.
@@ -372,7 +372,7 @@ impl PowertoolsLogLayer {
         &self,
         event: &Event<'_>,
         fields: Fields,
-        state: Option<&invocation::InvocationState>,
+        state: Option<(&LambdaContext, &InvocationLog)>,
     ) -> String {
         let meta = event.metadata();
         let mut fields = fields;
@@ -382,8 +382,8 @@ impl PowertoolsLogLayer {
             .unwrap_or(Value::String(String::new()));
         if self.settings.format == LogFormat::Text {
             let mut line = format!("{} {:<5} ", timestamp(), meta.level());
-            if let Some(state) = state {
-                let _ = write!(line, "{} ", state.request_id);
+            if let Some((context, _)) = state {
+                let _ = write!(line, "{} ", context.request_id);
             }
             let _ = write!(
                 line,
@@ -415,7 +415,7 @@ impl PowertoolsLogLayer {
         if state.is_none() {
             line.insert("service".into(), json!(self.settings.service));
         }
-        if let Some(state) = state {
+        if let Some((state, log)) = state {
             // What is constant for the execution environment is written on the lines of
             // its first (cold) invocation only: the log stream is the environment's, so
             // the warm lines carry it implicitly, at half the bytes.
@@ -433,11 +433,11 @@ impl PowertoolsLogLayer {
             if let Some(trace) = &state.xray_trace_id {
                 line.insert("xray_trace_id".into(), json!(trace));
             }
-            if let Some(id) = state.log.correlation_id() {
+            if let Some(id) = state.correlation_id() {
                 line.insert("correlation_id".into(), json!(id));
             }
-            if state.log.sample_rate > 0.0 {
-                line.insert("sampling_rate".into(), json!(state.log.sample_rate));
+            if log.sample_rate > 0.0 {
+                line.insert("sampling_rate".into(), json!(log.sample_rate));
             }
         }
         line.extend(fields.map);
@@ -452,17 +452,35 @@ impl PowertoolsLogLayer {
 impl<S: Subscriber> tracing_subscriber::Layer<S> for PowertoolsLogLayer {
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
         let level = *event.metadata().level();
-        let written = invocation::with_current(|state| {
-            let wanted =
-                self.settings.level >= level || (state.log.sampled && level <= Level::DEBUG);
+        let written = context::with_current(|context| {
+            CURRENT
+                .try_with(|log| self.write(event, level, context, log))
+                .ok()
+        })
+        .flatten();
+        if written.is_none() && self.settings.level >= level {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            self.settings
+                .sink
+                .write_line(&self.render(event, fields, None));
+        }
+    }
+}
+
+impl PowertoolsLogLayer {
+    /// Writes (or buffers) an event of an invocation.
+    fn write(&self, event: &Event<'_>, level: Level, context: &LambdaContext, log: &InvocationLog) {
+        {
+            let wanted = self.settings.level >= level || (log.sampled && level <= Level::DEBUG);
             let buffered = !wanted && level == Level::DEBUG && self.settings.buffer_bytes > 0;
             if !wanted && !buffered {
                 return;
             }
             let mut fields = Fields::default();
             event.record(&mut fields);
-            let line = self.render(event, fields, Some(state));
-            let Ok(mut buffer) = state.log.buffer.lock() else {
+            let line = self.render(event, fields, Some((context, log)));
+            let Ok(mut buffer) = log.buffer.lock() else {
                 return;
             };
             if buffered {
@@ -486,13 +504,6 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for PowertoolsLogLayer {
                 buffer.bytes = 0;
             }
             self.settings.sink.write_line(&line);
-        });
-        if written.is_none() && self.settings.level >= level {
-            let mut fields = Fields::default();
-            event.record(&mut fields);
-            self.settings
-                .sink
-                .write_line(&self.render(event, fields, None));
         }
     }
 }

@@ -29,7 +29,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 
@@ -290,15 +290,36 @@ impl Recorder {
     }
 }
 
+tokio::task_local! {
+    static CURRENT: Option<Arc<Mutex<Recorder>>>;
+}
+
+/// Runs `future` with `recorder` as the current invocation's (`None`: metrics off).
+pub fn scope<F: Future>(
+    recorder: Option<Arc<Mutex<Recorder>>>,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    CURRENT.scope(recorder, future)
+}
+
+/// Runs `f` with `recorder` as the current invocation's (`None`: metrics off).
+pub fn sync_scope<R>(recorder: Option<Arc<Mutex<Recorder>>>, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(recorder, f)
+}
+
+fn with_recorder<R>(f: impl FnOnce(&mut Recorder) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|recorder| {
+            let mut recorder = recorder.as_ref()?.lock().ok()?;
+            Some(f(&mut recorder))
+        })
+        .ok()
+        .flatten()
+}
+
 /// Records `value` for `metric` in the current invocation (no-op outside one).
 pub fn add(metric: &Metric, value: f64) {
-    crate::invocation::with_current(|state| {
-        if let Some(recorder) = &state.metrics
-            && let Ok(mut recorder) = recorder.lock()
-        {
-            recorder.add(metric, value);
-        }
-    });
+    with_recorder(|recorder| recorder.add(metric, value));
 }
 
 /// Adds a dimension to the current invocation's metrics (no-op outside one).
@@ -306,13 +327,7 @@ pub fn add(metric: &Metric, value: f64) {
 /// # Errors
 /// [`DimensionError`] beyond the limit or for an empty name or value.
 pub fn add_dimension(name: &str, value: &str) -> Result<(), DimensionError> {
-    crate::invocation::with_current(|state| match &state.metrics {
-        Some(recorder) => recorder
-            .lock()
-            .map_or(Ok(()), |mut r| r.add_dimension(name, value)),
-        None => Ok(()),
-    })
-    .unwrap_or(Ok(()))
+    with_recorder(|recorder| recorder.add_dimension(name, value)).unwrap_or(Ok(()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,94 @@
+//! The facts of the invocation in progress, and its per-record slot: a leaf module that
+//! logging, metrics, tracing, batch processing and idempotency read, and that depends
+//! on none of them.
+//!
+//! The invocation layer ([`crate::invocation::PowertoolsLayer`]) builds a
+//! [`LambdaContext`] from Lambda's context for each invocation and makes it current for
+//! that invocation's future only, so concurrent invocations never share one.
+//!
+//! # Example
+//! ```
+//! use middleware::context;
+//!
+//! // Outside an invocation there is no context.
+//! assert_eq!(context::with_current(|c| c.deadline_ms), None);
+//! ```
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+tokio::task_local! {
+    static CURRENT: Arc<LambdaContext>;
+}
+
+/// What the layers know about the invocation in progress.
+#[derive(Debug)]
+pub struct LambdaContext {
+    /// `function_request_id`.
+    pub request_id: String,
+    /// `function_arn`.
+    pub function_arn: String,
+    /// `function_name`.
+    pub function_name: String,
+    /// `function_memory_size` in MB.
+    pub function_memory_size: i32,
+    /// The `Root=` part of the X-Ray trace header, if traced.
+    pub xray_trace_id: Option<String>,
+    /// The invocation's deadline, in epoch milliseconds.
+    pub deadline_ms: u64,
+    /// First invocation of this process.
+    pub cold_start: bool,
+    /// The key of the work in progress (an order id), for log lines; a batch clears
+    /// it before each record.
+    correlation_id: Mutex<Option<String>>,
+}
+
+impl LambdaContext {
+    /// The context of an invocation; `cold_start` is the caller's to decide.
+    pub fn new(context: &lambda_runtime::Context, cold_start: bool) -> Self {
+        let xray_trace_id = context.xray_trace_id.as_deref().map(|header| {
+            header
+                .split(';')
+                .find_map(|part| part.strip_prefix("Root="))
+                .unwrap_or(header)
+                .to_owned()
+        });
+        Self {
+            request_id: context.request_id.clone(),
+            function_arn: context.invoked_function_arn.clone(),
+            function_name: context.env_config.function_name.clone(),
+            function_memory_size: context.env_config.memory,
+            xray_trace_id,
+            deadline_ms: context.deadline,
+            cold_start,
+            correlation_id: Mutex::new(None),
+        }
+    }
+
+    /// The correlation id of the work in progress, if one is set.
+    pub fn correlation_id(&self) -> Option<String> {
+        self.correlation_id.lock().ok().and_then(|id| id.clone())
+    }
+
+    /// Sets (or, with `None`, clears) the correlation id.
+    pub fn set_correlation_id(&self, id: Option<String>) {
+        if let Ok(mut current) = self.correlation_id.lock() {
+            *current = id;
+        }
+    }
+}
+
+/// Runs `f` with the current invocation's context; `None` outside an invocation.
+pub fn with_current<R>(f: impl FnOnce(&LambdaContext) -> R) -> Option<R> {
+    CURRENT.try_with(|context| f(context)).ok()
+}
+
+/// Runs `future` with `context` as the current invocation's.
+pub fn scope<F: Future>(context: Arc<LambdaContext>, future: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(context, future)
+}
+
+/// Runs `f` with `context` as the current invocation's.
+pub fn sync_scope<R>(context: Arc<LambdaContext>, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(context, f)
+}
