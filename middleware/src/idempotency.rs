@@ -57,7 +57,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -730,6 +730,206 @@ pub enum TransactionOutcome<R> {
     /// The work's own conditions cancelled the transaction: the cancellation code of
     /// each of the work's items (`None`, `ConditionalCheckFailed`, ...).
     Cancelled(Vec<String>),
+}
+
+/// The key a request runs under, and the hash of its payload (a repeat with the same key
+/// and another payload is refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    /// The idempotency key (an order id).
+    pub key: String,
+    /// The payload's hash ([`payload_hash`]), if repeats are to be validated.
+    pub validation: Option<String>,
+}
+
+/// Runs the inner service once per key, as Powertools' `idempotent_function` does:
+/// lock (an `INPROGRESS` record), run, complete (the result stored, replayed to
+/// repeats). `key` names each request's key, like tower-http's `MakeRequestId`. The
+/// service answers [`Outcome`]: executed, replayed or in flight.
+///
+/// # Example
+/// ```no_run
+/// use std::sync::Arc;
+/// use middleware::idempotency::{Idempotency, IdempotencyLayer, RequestKey};
+/// use tower::{ServiceBuilder, service_fn};
+///
+/// # fn build(idempotency: Idempotency) {
+/// let service = ServiceBuilder::new()
+///     .layer(IdempotencyLayer::new(Arc::new(idempotency), |order: &String| RequestKey {
+///         key: order.clone(),
+///         validation: None,
+///     }))
+///     .service(service_fn(|order: String| async move { Ok::<_, String>(order.len()) }));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct IdempotencyLayer<K> {
+    idempotency: Arc<Idempotency>,
+    key: K,
+}
+
+impl<K> IdempotencyLayer<K> {
+    /// Records kept by `idempotency`, keys made by `key`.
+    pub fn new(idempotency: Arc<Idempotency>, key: K) -> Self {
+        Self { idempotency, key }
+    }
+}
+
+impl<S, K: Clone> tower::Layer<S> for IdempotencyLayer<K> {
+    type Service = Idempotent<S, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Idempotent {
+            inner,
+            idempotency: Arc::clone(&self.idempotency),
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// The transactional form of [`IdempotencyLayer`]: the inner service *plans* its
+/// conditional writes without doing them, answering its result and the
+/// `TransactWriteItem`s that make it; the layer appends its `COMPLETED` record and
+/// commits both in one `TransactWriteItems`, so a completed key costs one write
+/// request. The service answers [`TransactionOutcome`]: done (executed, replayed, in
+/// flight) or cancelled by the plan's own conditions.
+#[derive(Debug, Clone)]
+pub struct TransactionalIdempotencyLayer<K> {
+    idempotency: Arc<Idempotency>,
+    key: K,
+}
+
+impl<K> TransactionalIdempotencyLayer<K> {
+    /// Records kept by `idempotency`, keys made by `key`.
+    pub fn new(idempotency: Arc<Idempotency>, key: K) -> Self {
+        Self { idempotency, key }
+    }
+}
+
+impl<S, K: Clone> tower::Layer<S> for TransactionalIdempotencyLayer<K> {
+    type Service = TransactionalIdempotent<S, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TransactionalIdempotent {
+            inner,
+            idempotency: Arc::clone(&self.idempotency),
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// The service [`IdempotencyLayer`] and [`TransactionalIdempotencyLayer`] build.
+#[derive(Debug, Clone)]
+pub struct Idempotent<S, K> {
+    inner: S,
+    idempotency: Arc<Idempotency>,
+    key: K,
+}
+
+impl<S, K> Idempotent<S, K> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+type Boxed<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<S, K, Req, R> tower::Service<Req> for Idempotent<S, K>
+where
+    K: Fn(&Req) -> RequestKey,
+    S: tower::Service<Req, Response = R> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    Req: Send + 'static,
+{
+    type Response = Outcome<R>;
+    type Error = IdempotencyError<S::Error>;
+    type Future = Boxed<Result<Outcome<R>, IdempotencyError<S::Error>>>;
+
+    /// Always ready: each request readies its own clone of the inner service.
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        use tower::ServiceExt as _;
+        let RequestKey { key, validation } = (self.key)(&request);
+        let (idempotency, inner) = (Arc::clone(&self.idempotency), self.inner.clone());
+        Box::pin(async move {
+            idempotency
+                .run(&key, validation.as_deref(), || inner.oneshot(request))
+                .await
+        })
+    }
+}
+
+/// The service [`TransactionalIdempotencyLayer`] builds: the inner service answers
+/// `(result, planned writes)`.
+#[derive(Debug, Clone)]
+pub struct TransactionalIdempotent<S, K> {
+    inner: S,
+    idempotency: Arc<Idempotency>,
+    key: K,
+}
+
+impl<S, K> TransactionalIdempotent<S, K> {
+    /// The inner service (the planner).
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, K, Req, R> tower::Service<Req> for TransactionalIdempotent<S, K>
+where
+    K: Fn(&Req) -> RequestKey,
+    S: tower::Service<Req, Response = (R, Vec<TransactWriteItem>)> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    Req: Send + 'static,
+{
+    type Response = TransactionOutcome<R>;
+    type Error = IdempotencyError<S::Error>;
+    type Future = Boxed<Result<TransactionOutcome<R>, IdempotencyError<S::Error>>>;
+
+    /// Always ready: each request readies its own clone of the planner.
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        use tower::ServiceExt as _;
+        let RequestKey { key, validation } = (self.key)(&request);
+        let (idempotency, inner) = (Arc::clone(&self.idempotency), self.inner.clone());
+        Box::pin(async move {
+            idempotency
+                .run_in_transaction(&key, validation.as_deref(), || inner.oneshot(request))
+                .await
+        })
+    }
 }
 
 #[cfg(test)]

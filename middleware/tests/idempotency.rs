@@ -343,3 +343,105 @@ async fn disabled_runs_every_time() {
         Outcome::Executed(2)
     );
 }
+
+/// The layer form: a per-request service behind `IdempotencyLayer`, keyed by a closure,
+/// runs once per key and refuses the key with another payload.
+#[tokio::test]
+async fn the_layer_runs_its_service_once_per_key() {
+    use middleware::idempotency::{IdempotencyLayer, RequestKey};
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+    let (idempotency, _, _) = store(|_| {}).await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&calls);
+    let service = ServiceBuilder::new()
+        .layer(IdempotencyLayer::new(
+            Arc::new(idempotency),
+            |(order, payload): &(String, String)| RequestKey {
+                key: order.clone(),
+                validation: Some(payload_hash(payload.as_bytes())),
+            },
+        ))
+        .service(service_fn(move |(_, payload): (String, String)| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, String>(payload.len()) }
+        }));
+    let request = |order: &str, payload: &str| (order.to_owned(), payload.to_owned());
+    let first = service
+        .clone()
+        .oneshot(request("o-1", "abc"))
+        .await
+        .unwrap();
+    assert_eq!(first, Outcome::Executed(3));
+    let again = service
+        .clone()
+        .oneshot(request("o-1", "abc"))
+        .await
+        .unwrap();
+    assert_eq!(again, Outcome::Replayed(3));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let other_payload = service.clone().oneshot(request("o-1", "abcd")).await;
+    assert!(
+        matches!(other_payload, Err(IdempotencyError::PayloadMismatch { .. })),
+        "{other_payload:?}"
+    );
+    let other_key = service.oneshot(request("o-2", "abcd")).await.unwrap();
+    assert_eq!(other_key, Outcome::Executed(4));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// The transactional layer over a planner: the planner answers its result and its
+/// writes, the layer commits them with the record in one transaction; a repeat is
+/// replayed and writes nothing, and a plan whose own condition fails is cancelled.
+#[tokio::test]
+async fn the_transactional_layer_commits_the_plan_with_its_record() {
+    use middleware::idempotency::{RequestKey, TransactionalIdempotencyLayer};
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+    let (idempotency, client, table) = store(|_| {}).await;
+    let planner_table = table.clone();
+    let service = ServiceBuilder::new()
+        .layer(TransactionalIdempotencyLayer::new(
+            Arc::new(idempotency),
+            |(key, _): &(String, String)| RequestKey {
+                key: key.clone(),
+                validation: None,
+            },
+        ))
+        .service(service_fn(move |(key, value): (String, String)| {
+            let put = Put::builder()
+                .table_name(&planner_table)
+                .item("PK", AttributeValue::S("EFFECT".into()))
+                .item("SK", AttributeValue::S("1".into()))
+                .item("value", AttributeValue::S(value))
+                .condition_expression("attribute_not_exists(PK)")
+                .build()
+                .map_err(|e| e.to_string());
+            async move {
+                let put = put?;
+                Ok::<_, String>((key, vec![TransactWriteItem::builder().put(put).build()]))
+            }
+        }));
+    let call = |key: &str, value: &str| service.clone().oneshot((key.to_owned(), value.to_owned()));
+    assert_eq!(
+        call("t", "first").await.unwrap(),
+        TransactionOutcome::Done(Outcome::Executed("t".to_owned()))
+    );
+    assert_eq!(
+        call("t", "second").await.unwrap(),
+        TransactionOutcome::Done(Outcome::Replayed("t".to_owned()))
+    );
+    assert_eq!(
+        call("u", "third").await.unwrap(),
+        TransactionOutcome::Cancelled(vec!["ConditionalCheckFailed".to_owned()])
+    );
+    let stored = client
+        .get_item()
+        .table_name(&table)
+        .key("PK", AttributeValue::S("EFFECT".into()))
+        .key("SK", AttributeValue::S("1".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(stored["value"], AttributeValue::S("first".into()));
+}
