@@ -10,6 +10,18 @@
 //! transaction as the order's own updates, so completing an order costs one write
 //! request, and a redelivered message is answered from the record (or, once the record
 //! has expired, by the order's PROCESSED status) without changing anything.
+//!
+//! The function is one `tower` stack ([`Completer::service`]), outermost first:
+//!
+//! | layer | what |
+//! |---|---|
+//! | `map_response(count_failures)` | the `BatchItemFailures` metric |
+//! | [`SqsBatchLayer`] | one record at a time, failures reported by `messageId` |
+//! | `FilterLayer::new(parse)` | a body that is not an [`OrderMessage`] fails alone |
+//! | `map_request(correlate)` | the order id on the record's lines and span |
+//! | settle | the transaction's outcome as the message's (`settle`) |
+//! | [`TransactionalIdempotencyLayer`] | keyed by order id, the record committed with the plan |
+//! | `planner` | the conditional writes, no I/O (unit-tested without the emulator) |
 
 use std::sync::Arc;
 
@@ -17,7 +29,8 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use middleware::batch::{BatchError, SqsBatchLayer};
 use middleware::idempotency::{
-    Idempotency, IdempotencyError, InFlight, Outcome, TransactionOutcome, payload_hash,
+    Idempotency, IdempotencyError, InFlight, Outcome, RequestKey, TransactionOutcome,
+    TransactionalIdempotencyLayer, payload_hash,
 };
 use middleware::{logging, metrics};
 use serde_json::value::RawValue;
@@ -58,17 +71,159 @@ pub enum CompleteMessageError {
     Store(#[from] StoreError),
 }
 
+/// One order message, parsed: what the planner and the idempotency layer take.
+#[derive(Debug, Clone)]
+pub struct OrderToComplete {
+    /// The message.
+    pub message: OrderMessage,
+    /// The hash of the message (a redelivery with another payload is refused).
+    pub validation: String,
+    /// When it is being completed (`processed_at`).
+    pub now: Timestamp,
+}
+
+/// The parse filter: a message that is not an order message fails alone.
+///
+/// # Errors
+/// [`CompleteMessageError`] naming why.
+pub fn parse(record: SqsMessage) -> Result<OrderToComplete, CompleteMessageError> {
+    let body = record.body.as_deref().ok_or(CompleteMessageError::NoBody)?;
+    let message = OrderMessage::from_json(body)?;
+    let validation = payload_hash(message.to_json().map_err(MessageError::from)?.as_bytes());
+    Ok(OrderToComplete {
+        message,
+        validation,
+        now: Timestamp::now(),
+    })
+}
+
+/// The record's key for its log lines and its `## record` span.
+fn correlate(order: OrderToComplete) -> OrderToComplete {
+    logging::set_correlation_id(order.message.order_id.to_string());
+    order
+}
+
+/// The pure planner: the conditional writes that complete an order, and the
+/// `processed_at` they stamp. No I/O: the idempotency layer commits them.
+fn planner(
+    store: Store,
+) -> impl tower::Service<
+    OrderToComplete,
+    Response = (String, Vec<aws_sdk_dynamodb::types::TransactWriteItem>),
+    Error = StoreError,
+    Future: Send,
+> + Clone {
+    tower::service_fn(move |order: OrderToComplete| {
+        let planned = store
+            .completion_items(&order.message, &order.now)
+            .map(|items| (order.now.rfc3339, items));
+        std::future::ready(planned)
+    })
+}
+
+/// Turns the idempotent transaction's outcome into the message's: completed, already
+/// completed (replayed, or cancelled because the order is already processed), or why
+/// not.
+async fn settle(
+    store: &Store,
+    order: &OrderToComplete,
+    outcome: Result<TransactionOutcome<String>, IdempotencyError<StoreError>>,
+) -> Result<Completion, CompleteMessageError> {
+    let id = order.message.order_id;
+    let completion = match outcome {
+        Ok(TransactionOutcome::Done(Outcome::Executed(_))) => Completion::Completed,
+        Ok(TransactionOutcome::Done(Outcome::Replayed(_))) => Completion::AlreadyCompleted,
+        Ok(TransactionOutcome::Done(Outcome::InFlight { lease_expires_ms })) => {
+            metrics::add(&crate::metrics::ORDER_MESSAGES_IN_FLIGHT, 1.0);
+            return Err(InFlight { lease_expires_ms }.into());
+        }
+        Ok(TransactionOutcome::Cancelled(_)) => store.completion_conflict(&id).await?,
+        Err(IdempotencyError::Work(e)) => return Err(e.into()),
+        Err(conflict @ IdempotencyError::Conflict { .. }) => {
+            return Err(CompleteMessageError::Conflict(conflict.to_string()));
+        }
+        Err(other) => return Err(CompleteMessageError::Idempotency(other.to_string())),
+    };
+    match completion {
+        Completion::Completed => {
+            metrics::add(&crate::metrics::ORDERS_COMPLETED, 1.0);
+            tracing::info!(correlation_id = %id, "order completed");
+        }
+        Completion::AlreadyCompleted => {
+            metrics::add(&crate::metrics::ORDER_MESSAGES_REPLAYED, 1.0);
+            tracing::info!(correlation_id = %id, "order already completed; redelivered message ignored");
+        }
+    }
+    Ok(completion)
+}
+
 /// What `update-cart-products` needs: the table and the idempotency records.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Completer {
     store: Store,
-    idempotency: Idempotency,
+    idempotency: Arc<Idempotency>,
 }
 
 impl Completer {
     /// A completer over `store`, with idempotency records configured by `idempotency`.
     pub fn new(store: Store, idempotency: Idempotency) -> Self {
-        Self { store, idempotency }
+        Self {
+            store,
+            idempotency: Arc::new(idempotency),
+        }
+    }
+
+    /// One parsed message through the idempotent transaction, settled: correlation,
+    /// settle, the transactional idempotency layer keyed by order id, the planner.
+    fn order_service(
+        &self,
+    ) -> impl tower::Service<
+        OrderToComplete,
+        Response = Completion,
+        Error = CompleteMessageError,
+        Future: Send,
+    > + Clone
+    + use<> {
+        use tower::ServiceExt as _;
+        let transaction = tower::ServiceBuilder::new()
+            .layer(TransactionalIdempotencyLayer::new(
+                Arc::clone(&self.idempotency),
+                |order: &OrderToComplete| RequestKey {
+                    key: order.message.order_id.to_string(),
+                    validation: Some(order.validation.clone()),
+                },
+            ))
+            .service(planner(self.store.clone()));
+        let store = self.store.clone();
+        tower::ServiceBuilder::new()
+            .map_request(correlate)
+            .service(tower::service_fn(move |order: OrderToComplete| {
+                let (store, transaction) = (store.clone(), transaction.clone());
+                async move {
+                    let outcome = transaction.oneshot(order.clone()).await;
+                    settle(&store, &order, outcome).await
+                }
+            }))
+    }
+
+    /// `update-cart-products` as one value: the batch layer, the parse filter (a bad
+    /// message fails alone), then [`Self::order_service`], with the batch's failures
+    /// counted. The binary runs this; [`Self::complete_orders`] calls it.
+    pub fn service(
+        &self,
+    ) -> impl tower::Service<
+        LambdaEvent<Box<RawValue>>,
+        Response = SqsBatchResponse,
+        Error = BatchError,
+        Future: Send,
+    > + Clone
+    + use<> {
+        tower::ServiceBuilder::new()
+            .map_response(count_failures)
+            .layer(SqsBatchLayer::new())
+            .map_response(drop)
+            .layer(tower::filter::FilterLayer::new(parse))
+            .service(self.order_service())
     }
 
     /// Completes one order message.
@@ -79,83 +234,21 @@ impl Completer {
         &self,
         body: Option<&str>,
     ) -> Result<Completion, CompleteMessageError> {
-        let body = body.ok_or(CompleteMessageError::NoBody)?;
-        let message = OrderMessage::from_json(body)?;
-        let id = message.order_id;
-        logging::set_correlation_id(id.to_string());
-        let now = Timestamp::now();
-        let validation = payload_hash(message.to_json().map_err(MessageError::from)?.as_bytes());
-        let outcome = self
-            .idempotency
-            .run_in_transaction(&id.to_string(), Some(&validation), || async {
-                let items = self.store.completion_items(&message, &now)?;
-                Ok::<_, StoreError>((now.rfc3339.clone(), items))
-            })
-            .await;
-        let completion = match outcome {
-            Ok(TransactionOutcome::Done(Outcome::Executed(_))) => Completion::Completed,
-            Ok(TransactionOutcome::Done(Outcome::Replayed(_))) => Completion::AlreadyCompleted,
-            Ok(TransactionOutcome::Done(Outcome::InFlight { lease_expires_ms })) => {
-                metrics::add(&crate::metrics::ORDER_MESSAGES_IN_FLIGHT, 1.0);
-                return Err(InFlight { lease_expires_ms }.into());
-            }
-            Ok(TransactionOutcome::Cancelled(_)) => self.store.completion_conflict(&id).await?,
-            Err(IdempotencyError::Work(e)) => return Err(e.into()),
-            Err(conflict @ IdempotencyError::Conflict { .. }) => {
-                return Err(CompleteMessageError::Conflict(conflict.to_string()));
-            }
-            Err(other) => return Err(CompleteMessageError::Idempotency(other.to_string())),
-        };
-        match completion {
-            Completion::Completed => {
-                metrics::add(&crate::metrics::ORDERS_COMPLETED, 1.0);
-                tracing::info!(correlation_id = %id, "order completed");
-            }
-            Completion::AlreadyCompleted => {
-                metrics::add(&crate::metrics::ORDER_MESSAGES_REPLAYED, 1.0);
-                tracing::info!(correlation_id = %id, "order already completed; redelivered message ignored");
-            }
-        }
-        Ok(completion)
+        use tower::ServiceExt as _;
+        let mut record = SqsMessage::default();
+        record.body = body.map(str::to_owned);
+        self.order_service().oneshot(parse(record)?).await
     }
 
-    /// Handles one SQS batch and reports the failed messages, through the same
-    /// [`service`] the binary runs.
+    /// Handles one SQS batch and reports the failed messages, through [`Self::service`].
     ///
     /// # Errors
     /// [`BatchError`] if the event is not an SQS batch or a record has no `messageId`.
-    pub async fn complete_orders(
-        self: &Arc<Self>,
-        event: &RawValue,
-    ) -> Result<SqsBatchResponse, BatchError> {
+    pub async fn complete_orders(&self, event: &RawValue) -> Result<SqsBatchResponse, BatchError> {
         use tower::ServiceExt as _;
         let event = LambdaEvent::new(event.to_owned(), lambda_runtime::Context::default());
-        service(Arc::clone(self)).oneshot(event).await
+        self.service().oneshot(event).await
     }
-}
-
-/// `update-cart-products` as one value: the batch layer over each message's completion,
-/// with the batch's failures counted. The binary runs this.
-pub fn service(
-    completer: Arc<Completer>,
-) -> impl tower::Service<
-    LambdaEvent<Box<RawValue>>,
-    Response = SqsBatchResponse,
-    Error = BatchError,
-    Future: Send,
-> + Clone {
-    tower::ServiceBuilder::new()
-        .map_response(count_failures)
-        .layer(SqsBatchLayer::new())
-        .service(tower::service_fn(move |message: SqsMessage| {
-            let completer = Arc::clone(&completer);
-            async move {
-                completer
-                    .complete_message(message.body.as_deref())
-                    .await
-                    .map(drop)
-            }
-        }))
 }
 
 /// Counts a batch's failed records (`BatchItemFailures`).
@@ -170,6 +263,68 @@ fn count_failures(response: SqsBatchResponse) -> SqsBatchResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store whose client is never called: the planner does no I/O.
+    fn offline_store() -> Store {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .build();
+        Store::new(aws_sdk_dynamodb::Client::from_conf(config), "orders")
+    }
+
+    fn fixture_records() -> Vec<SqsMessage> {
+        let event: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/sqs-batch.json")).unwrap();
+        serde_json::from_value(event["Records"].clone()).unwrap()
+    }
+
+    /// The planner turns an order into its conditional writes without the emulator: the
+    /// header (ORDERED to PROCESSED, guarded by user and line count) and one guarded
+    /// update per line, stamped with the same `processed_at`.
+    #[test]
+    fn the_planner_plans_the_header_and_each_line_without_io() {
+        use tower::ServiceExt as _;
+        let order = parse(fixture_records().remove(0)).unwrap();
+        let lines = order.message.lines.len();
+        let now = order.now.rfc3339.clone();
+        let (stamped, items) = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(planner(offline_store()).oneshot(order))
+            .unwrap();
+        assert_eq!(stamped, now);
+        assert_eq!(items.len(), 1 + lines);
+        let header = items[0].update().unwrap();
+        assert!(
+            header
+                .condition_expression()
+                .unwrap_or_default()
+                .contains("line_count = :line_count")
+        );
+        assert_eq!(
+            header.expression_attribute_values().unwrap()[":line_count"],
+            aws_sdk_dynamodb::types::AttributeValue::N(lines.to_string())
+        );
+        assert!(items[1..].iter().all(|item| {
+            item.update()
+                .is_some_and(|u| u.condition_expression() == Some("#status = :pending"))
+        }));
+    }
+
+    /// A message that is not an order fails in the parse filter, before any table work.
+    #[test]
+    fn the_parse_filter_refuses_what_is_not_an_order_message() {
+        let records = fixture_records();
+        assert!(parse(records[0].clone()).is_ok());
+        assert!(matches!(
+            parse(records[1].clone()),
+            Err(CompleteMessageError::Message(_))
+        ));
+        let mut empty = records[0].clone();
+        empty.body = None;
+        assert!(matches!(parse(empty), Err(CompleteMessageError::NoBody)));
+    }
 
     /// The fixture holds a malformed message between two good ones: parsing, which runs
     /// before any table access, fails that one alone.

@@ -1,7 +1,5 @@
 //! `update-cart-products`: completes the order named by each queue message.
 
-use std::sync::Arc;
-
 use ecommerce_api::pipeline::complete::{self, Completer};
 use ecommerce_api::store::Store;
 use ecommerce_api::{aws, config};
@@ -22,9 +20,6 @@ async fn main() -> Result<(), Error> {
     let var = |name: &str| std::env::var(name).ok();
     let records = IdempotencyConfig::single_table(&table, complete::IDEMPOTENCY_PREFIX, var);
     let idempotency = Idempotency::new(store.client().clone(), records);
-    let completer = Arc::new(Completer::new(store, idempotency));
-    Runtime::new(complete::service(completer))
-        .layer(powertools)
-        .run()
-        .await
+    let service = Completer::new(store, idempotency).service();
+    Runtime::new(service).layer(powertools).run().await
 }
