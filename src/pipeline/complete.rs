@@ -207,7 +207,8 @@ impl Completer {
     }
 
     /// `update-cart-products` as one value: the batch layer, the parse filter (a bad
-    /// message fails alone), then [`Self::order_service`], with the batch's failures
+    /// message fails alone), correlation, settle, the transactional idempotency layer
+    /// and the planner (see the module docs), with the batch's failures
     /// counted. The binary runs this; [`Self::complete_orders`] calls it.
     pub fn service(
         &self,
