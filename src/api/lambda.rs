@@ -5,14 +5,32 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use super::{ApiError, ApiRequest, ApiResponse, Method, OrdersApi};
 
-/// Serves one API Gateway request. A request still running shortly before the
-/// invocation's deadline (a table call that hangs) is given up and answered
-/// `503 TIMEOUT`, a JSON error the client can retry with the same `Idempotency-Key`,
-/// instead of API Gateway's bare 504 when Lambda kills the invocation.
-pub async fn serve(api: &OrdersApi, request: Request) -> Response<Body> {
-    let request = to_api_request(request);
+/// `orders-api` as one value: API Gateway's request adapted in (`map_request`), the
+/// API's answer adapted out (`map_response`), and in between [`handle_in_time`].
+pub fn service(
+    api: OrdersApi,
+) -> impl tower::Service<
+    Request,
+    Response = Response<Body>,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone {
+    tower::ServiceBuilder::new()
+        .map_request(to_api_request)
+        .map_response(to_lambda_response)
+        .service(tower::service_fn(move |request: ApiRequest| {
+            let api = api.clone();
+            async move { Ok(handle_in_time(&api, request).await) }
+        }))
+}
+
+/// Serves one request. A request still running shortly before the invocation's
+/// deadline (a table call that hangs) is given up and answered `503 TIMEOUT`, a JSON
+/// error the client can retry with the same `Idempotency-Key`, instead of API
+/// Gateway's bare 504 when Lambda kills the invocation.
+pub async fn handle_in_time(api: &OrdersApi, request: ApiRequest) -> ApiResponse {
     let path = request.path.clone();
-    let response = match middleware::batch::before_deadline(api.handle(request)).await {
+    match middleware::batch::before_deadline(api.handle(request)).await {
         Ok(response) => response,
         Err(out_of_time) => {
             tracing::error!(%path, reason = %out_of_time, "request did not finish in time");
@@ -25,8 +43,7 @@ pub async fn serve(api: &OrdersApi, request: Request) -> Response<Body> {
                 .retry_after(1),
             )
         }
-    };
-    to_lambda_response(response)
+    }
 }
 
 /// Turns an API Gateway request into an [`ApiRequest`].

@@ -1,12 +1,9 @@
 //! `orders-api`: the HTTP API behind API Gateway.
 
-use std::convert::Infallible;
-
-use ecommerce_api::api::OrdersApi;
-use ecommerce_api::api::lambda::serve;
+use ecommerce_api::api::{OrdersApi, lambda};
 use ecommerce_api::store::Store;
 use ecommerce_api::{aws, config};
-use lambda_http::{Adapter, Error, service_fn};
+use lambda_http::{Adapter, Error};
 
 // mimalloc rather than the system allocator: a stream batch's per-record work is
 // allocation-heavy, and it costs a quarter less CPU with it (bench/benches/hot_path.rs).
@@ -19,12 +16,7 @@ async fn main() -> Result<(), Error> {
     let table = config::required(config::TABLE_NAME)?;
     let sdk = aws::sdk_config().await;
     let api = OrdersApi::new(Store::new(aws_sdk_dynamodb::Client::new(&sdk), table));
-
-    let handler = service_fn(move |request| {
-        let api = api.clone();
-        async move { Ok::<_, Infallible>(serve(&api, request).await) }
-    });
-    lambda_runtime::Runtime::new(Adapter::from(handler))
+    lambda_runtime::Runtime::new(Adapter::from(lambda::service(api)))
         .layer(powertools)
         .run()
         .await
