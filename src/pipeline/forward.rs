@@ -74,6 +74,22 @@ pub fn disposition(change: StreamChange<'_>) -> Disposition {
     }
 }
 
+/// `process-cart-products` as one value: a batch-level service (it sends ten messages
+/// per call, so its unit of work is the batch), over `queue`.
+pub fn service<Q: OrderQueue + Clone + Send + Sync + 'static>(
+    queue: Q,
+) -> impl tower::Service<
+    lambda_runtime::LambdaEvent<Box<RawValue>>,
+    Response = DynamoDbEventResponse,
+    Error = BatchError,
+    Future: Send,
+> + Clone {
+    tower::service_fn(move |event: lambda_runtime::LambdaEvent<Box<RawValue>>| {
+        let queue = queue.clone();
+        async move { forward_orders(&queue, &event.payload).await }
+    })
+}
+
 /// Handles one stream batch; see the module docs for the rules.
 ///
 /// # Errors

@@ -1,10 +1,9 @@
 //! `process-cart-products`: forwards new orders from the table's stream to the queue.
 
 use ecommerce_api::order_queue::SqsOrderQueue;
-use ecommerce_api::pipeline::forward::forward_orders;
+use ecommerce_api::pipeline::forward;
 use ecommerce_api::{aws, config};
-use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
-use serde_json::value::RawValue;
+use lambda_runtime::{Error, Runtime};
 
 // mimalloc rather than the system allocator: a stream batch's per-record work is
 // allocation-heavy, and it costs a quarter less CPU with it (bench/benches/hot_path.rs).
@@ -17,10 +16,8 @@ async fn main() -> Result<(), Error> {
     let queue_url = config::required(config::QUEUE_URL)?;
     let sdk = aws::sdk_config().await;
     let queue = SqsOrderQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url);
-
-    let handler = service_fn(move |event: LambdaEvent<Box<RawValue>>| {
-        let queue = queue.clone();
-        async move { forward_orders(&queue, &event.payload).await }
-    });
-    Runtime::new(handler).layer(powertools).run().await
+    Runtime::new(forward::service(queue))
+        .layer(powertools)
+        .run()
+        .await
 }
