@@ -368,12 +368,22 @@ where
     fn call(&mut self, event: lambda_runtime::LambdaEvent<Box<RawValue>>) -> Self::Future {
         use tower::ServiceExt as _;
         let inner = self.inner.clone();
-        Box::pin(async move {
+        let batch = async move {
             process_sqs(&event.payload, move |message| {
                 inner.clone().oneshot(message)
             })
             .await
-        })
+        };
+        // Under the invocation layer the invocation's context is current already;
+        // without it, the event's own context gives the deadline.
+        match crate::context::with_current(|_| ()) {
+            Some(()) => Box::pin(batch),
+            None => {
+                let context =
+                    std::sync::Arc::new(crate::context::LambdaContext::new(&event.context, false));
+                Box::pin(crate::context::scope(context, batch))
+            }
+        }
     }
 }
 
@@ -606,6 +616,23 @@ mod tests {
         .unwrap();
         assert_eq!(failed_ids(&response), ["2", "3"]);
         assert_eq!(*seen.lock().unwrap(), ["ok", "bad"]);
+    }
+
+    /// Without the invocation layer, the batch layer reads the deadline from the
+    /// event's own context: near it, no record is started and each is reported.
+    #[test]
+    fn the_batch_layer_reads_the_deadline_from_the_events_context() {
+        use tower::ServiceExt as _;
+        let seen = std::sync::Arc::default();
+        let mut near = lambda_runtime::Context::default();
+        near.deadline = crate::clock::epoch_ms() + 100;
+        let event = lambda_runtime::LambdaEvent::new(
+            raw(r#"{"Records":[{"messageId":"1","body":"ok"},{"messageId":"2","body":"ok"}]}"#),
+            near,
+        );
+        let response = run(layered(&seen).oneshot(event)).unwrap();
+        assert_eq!(failed_ids(&response), ["1", "2"]);
+        assert!(seen.lock().unwrap().is_empty());
     }
 
     #[test]
