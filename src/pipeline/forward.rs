@@ -418,6 +418,71 @@ mod tests {
         assert_eq!(queue.most_in_flight.load(Ordering::SeqCst), 4);
     }
 
+    /// The log lines `forward_orders` writes in one invocation with `queue`.
+    fn log_lines(queue: &FakeQueue, event: &serde_json::Value) -> Vec<serde_json::Value> {
+        use middleware::invocation::{InvocationState, Settings, scope};
+        use middleware::logging::{LogSettings, PowertoolsLogLayer};
+        use tracing_subscriber::layer::SubscriberExt;
+        let (sink, out) = middleware::sink::Sink::buffer();
+        let mut logging = LogSettings::from_lookup(|_| None);
+        logging.sink = sink;
+        let settings = Settings {
+            metrics: None,
+            logging: logging.clone(),
+            tracing: None,
+        };
+        let subscriber = tracing_subscriber::registry().with(PowertoolsLogLayer::new(logging));
+        let state = InvocationState::new(&lambda_runtime::Context::default(), false, &settings);
+        let raw = to_raw(event);
+        tracing::subscriber::with_default(subscriber, || {
+            run(scope(&state, forward_orders(queue, &raw))).unwrap()
+        });
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// Every failure line names its own record's order or none: a malformed record
+    /// after forwarded orders does not carry the last forwarded order's id, and a
+    /// rejected message carries its own.
+    #[test]
+    fn a_failure_line_names_its_own_order_or_none() {
+        let (mut event, ids) = orders(3);
+        let mut broken = event["Records"][0].clone();
+        broken["dynamodb"]["NewImage"]["lines"] = serde_json::json!({"S": "not a list"});
+        broken["dynamodb"]["SequenceNumber"] = "2000".into();
+        event["Records"].as_array_mut().unwrap().push(broken);
+        let lines = log_lines(&FakeQueue::default(), &event);
+        let failed = lines
+            .iter()
+            .find(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("stream record failed"))
+            })
+            .unwrap_or_else(|| panic!("no failure line in {lines:#?}"));
+        assert_eq!(failed["sequence_number"], "2000");
+        assert!(failed.get("correlation_id").is_none(), "{failed}");
+
+        let (event, ids_b) = orders(3);
+        let rejecting = FakeQueue {
+            reject_order: Some(ids_b[1].clone()),
+            ..FakeQueue::default()
+        };
+        let lines = log_lines(&rejecting, &event);
+        let failed = lines
+            .iter()
+            .find(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("order message not sent"))
+            })
+            .unwrap_or_else(|| panic!("no failure line in {lines:#?}"));
+        assert_eq!(failed["correlation_id"], ids_b[1].as_str());
+        assert_ne!(failed["correlation_id"], ids[0].as_str());
+    }
+
     /// A stream whose view lost new images must not skip every order silently.
     #[test]
     fn an_insert_without_its_new_image_fails_rather_than_being_skipped() {
