@@ -92,3 +92,69 @@ pub fn scope<F: Future>(context: Arc<LambdaContext>, future: F) -> impl Future<O
 pub fn sync_scope<R>(context: Arc<LambdaContext>, f: impl FnOnce() -> R) -> R {
     CURRENT.sync_scope(context, f)
 }
+
+/// The boxed future of an invocation-level service.
+pub type InvocationFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), lambda_runtime::Error>> + Send>>;
+
+/// Makes each invocation's [`LambdaContext`] current, and decides cold starts: the
+/// first invocation a layer value serves is the cold one (build it once per process,
+/// in `main`).
+#[derive(Debug, Clone, Default)]
+pub struct ContextLayer {
+    warm: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ContextLayer {
+    /// A layer whose first invocation is a cold start.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> tower::Layer<S> for ContextLayer {
+    type Service = ContextService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ContextService {
+            inner,
+            warm: Arc::clone(&self.warm),
+        }
+    }
+}
+
+/// The service [`ContextLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct ContextService<S> {
+    inner: S,
+    warm: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S> tower::Service<lambda_runtime::LambdaInvocation> for ContextService<S>
+where
+    S: tower::Service<
+            lambda_runtime::LambdaInvocation,
+            Response = (),
+            Error = lambda_runtime::Error,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = ();
+    type Error = lambda_runtime::Error;
+    type Future = InvocationFuture;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: lambda_runtime::LambdaInvocation) -> Self::Future {
+        let cold_start = !self.warm.swap(true, std::sync::atomic::Ordering::Relaxed);
+        let context = Arc::new(LambdaContext::new(&invocation.context, cold_start));
+        // Current for the synchronous part of the call too, so lines there carry it.
+        let inner = sync_scope(Arc::clone(&context), || self.inner.call(invocation));
+        Box::pin(scope(context, inner))
+    }
+}

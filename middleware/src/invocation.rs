@@ -11,28 +11,24 @@
 //! response, an error, a panic or a cancellation) its metrics are flushed.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
-use lambda_runtime::LambdaInvocation;
-use tower::{Layer, Service};
+use tower::Layer;
+use tower::util::Either;
 
-use crate::context::LambdaContext;
-use crate::logging::{InvocationLog, LogSettings};
-use crate::metrics::{MetricsConfig, Recorder};
+use crate::context::{ContextLayer, ContextService, LambdaContext};
+use crate::logging::{InvocationLog, LogSettings, LoggingLayer, LoggingService};
+use crate::metrics::{MetricsConfig, MetricsLayer, MetricsService, Recorder};
+use crate::xray::{TracingLayer, TracingService};
 
-/// What one invocation has: its facts, its log context, its metrics (when on). Each
-/// part is made current by the module that owns it.
+/// What one invocation has: its facts, its log context, its metrics (when on), for
+/// running work as an invocation outside the layer ([`scope`]), as tests do. The layer
+/// itself builds each part in the layer that owns it.
 #[derive(Debug, Clone)]
 pub struct InvocationState {
-    /// The Lambda facts and the per-record slot.
-    pub context: Arc<LambdaContext>,
-    /// The log context.
-    pub log: Arc<InvocationLog>,
-    /// The metrics, when metrics are on.
-    pub metrics: Option<Arc<Mutex<Recorder>>>,
+    context: Arc<LambdaContext>,
+    log: Arc<InvocationLog>,
+    metrics: Option<Arc<Mutex<Recorder>>>,
 }
 
 impl InvocationState {
@@ -55,14 +51,6 @@ impl InvocationState {
         {
             recorder.flush();
         }
-    }
-
-    fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        crate::context::sync_scope(Arc::clone(&self.context), || {
-            crate::logging::sync_scope(Arc::clone(&self.log), || {
-                crate::metrics::sync_scope(self.metrics.clone(), f)
-            })
-        })
     }
 }
 
@@ -105,9 +93,8 @@ pub struct Tracing {
 #[derive(Debug, Clone)]
 pub struct PowertoolsLayer {
     settings: Arc<Settings>,
-    /// Whether an invocation has been served. Built once per process in `main`, the
-    /// layer's flag is the process's cold-start state.
-    warm: Arc<AtomicBool>,
+    /// Built once per process in `main`, its first invocation is the cold one.
+    context: ContextLayer,
 }
 
 impl PowertoolsLayer {
@@ -115,106 +102,40 @@ impl PowertoolsLayer {
     pub fn new(settings: Settings) -> Self {
         Self {
             settings: Arc::new(settings),
-            warm: Arc::new(AtomicBool::new(false)),
+            context: ContextLayer::new(),
         }
     }
 }
+
+/// What the logging and metrics layers make of the inner service.
+type Logged<S> = LoggingService<Either<MetricsService<S>, S>>;
+
+/// The service [`PowertoolsLayer`] builds: context, then (when on) the `## handler`
+/// span, logging, then (when on) metrics, around the inner service.
+pub type PowertoolsService<S> = ContextService<Either<TracingService<Logged<S>>, Logged<S>>>;
 
 impl<S> Layer<S> for PowertoolsLayer {
     type Service = PowertoolsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PowertoolsService {
-            inner,
-            settings: Arc::clone(&self.settings),
-            warm: Arc::clone(&self.warm),
-        }
+        let settings = &self.settings;
+        tower::ServiceBuilder::new()
+            .layer(self.context.clone())
+            .option_layer(
+                settings
+                    .tracing
+                    .as_ref()
+                    .map(|t| TracingLayer::new(&t.service, t.provider.clone())),
+            )
+            .layer(LoggingLayer::new(settings.logging.clone()))
+            .option_layer(
+                settings
+                    .metrics
+                    .as_ref()
+                    .map(|m| MetricsLayer::new(Arc::clone(m))),
+            )
+            .service(inner)
     }
-}
-
-/// The service [`PowertoolsLayer`] builds.
-#[derive(Debug, Clone)]
-pub struct PowertoolsService<S> {
-    inner: S,
-    settings: Arc<Settings>,
-    warm: Arc<AtomicBool>,
-}
-
-/// Flushes when dropped: after the response, an error, a panic or a cancellation.
-struct FlushOnDrop(InvocationState);
-
-impl Drop for FlushOnDrop {
-    fn drop(&mut self) {
-        self.0.flush();
-    }
-}
-
-impl<S> Service<LambdaInvocation> for PowertoolsService<S>
-where
-    S: Service<LambdaInvocation, Response = (), Error = lambda_runtime::Error>,
-    S::Future: Send + 'static,
-{
-    type Response = ();
-    type Error = lambda_runtime::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<(), lambda_runtime::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
-        let cold_start = !self.warm.swap(true, Ordering::Relaxed);
-        let state = InvocationState::new(&invocation.context, cold_start, &self.settings);
-        if cold_start
-            && let Some(recorder) = &state.metrics
-            && let Ok(recorder) = recorder.lock()
-        {
-            recorder.cold_start(&state.context.function_name);
-        }
-        let span = match &self.settings.tracing {
-            Some(tracing_settings) => {
-                let span = tracing::info_span!(
-                    "## handler",
-                    otel.kind = "internal",
-                    annotation.ColdStart = cold_start,
-                    annotation.Service = %tracing_settings.service,
-                    annotation.FunctionName = %state.context.function_name,
-                    annotation.correlation_id = tracing::field::Empty,
-                );
-                // The parent must be set before the span is entered.
-                if let Some(header) = &invocation.context.xray_trace_id {
-                    crate::xray::set_parent_from_header(&span, header);
-                }
-                span
-            }
-            None => tracing::Span::none(),
-        };
-        let log_event = self.settings.logging.log_event;
-        // Entered for the synchronous part of the call too, so logs there carry context.
-        let inner = span.in_scope(|| {
-            state.sync_scope(|| {
-                if log_event {
-                    let event: serde_json::Value =
-                        serde_json::from_slice(&invocation.body).unwrap_or(serde_json::Value::Null);
-                    tracing::info!(event = %event, "Lambda event");
-                }
-                self.inner.call(invocation)
-            })
-        });
-        Box::pin(tracing::Instrument::instrument(finish(state, inner), span))
-    }
-}
-
-async fn finish<F>(state: InvocationState, inner: F) -> Result<(), lambda_runtime::Error>
-where
-    F: Future<Output = Result<(), lambda_runtime::Error>>,
-{
-    let work = scope(&state, inner);
-    // Made before the first poll, so a cancellation or a panic flushes too.
-    let guard = FlushOnDrop(state);
-    let result = work.await;
-    drop(guard);
-    result
 }
 
 /// Start-up failed.

@@ -209,6 +209,78 @@ impl InvocationLog {
     }
 }
 
+/// Gives each invocation its log context (the sampling draw, the DEBUG buffer), and
+/// writes the event first when `POWERTOOLS_LOGGER_LOG_EVENT` is on. Lines read the
+/// invocation's facts from [`crate::context`].
+#[derive(Debug, Clone)]
+pub struct LoggingLayer {
+    settings: Arc<LogSettings>,
+}
+
+impl LoggingLayer {
+    /// A layer applying `settings`.
+    pub fn new(settings: LogSettings) -> Self {
+        Self {
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for LoggingLayer {
+    type Service = LoggingService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LoggingService {
+            inner,
+            settings: Arc::clone(&self.settings),
+        }
+    }
+}
+
+/// The service [`LoggingLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct LoggingService<S> {
+    inner: S,
+    settings: Arc<LogSettings>,
+}
+
+impl<S> tower::Service<lambda_runtime::LambdaInvocation> for LoggingService<S>
+where
+    S: tower::Service<
+            lambda_runtime::LambdaInvocation,
+            Response = (),
+            Error = lambda_runtime::Error,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = ();
+    type Error = lambda_runtime::Error;
+    type Future = context::InvocationFuture;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: lambda_runtime::LambdaInvocation) -> Self::Future {
+        let log = Arc::new(InvocationLog::new(
+            &self.settings,
+            &invocation.context.request_id,
+        ));
+        let log_event = self.settings.log_event;
+        let inner = sync_scope(Arc::clone(&log), || {
+            if log_event {
+                let event: Value = serde_json::from_slice(&invocation.body).unwrap_or(Value::Null);
+                tracing::info!(event = %event, "Lambda event");
+            }
+            self.inner.call(invocation)
+        });
+        Box::pin(scope(log, inner))
+    }
+}
+
 /// A number in [0, 1) that differs per invocation (the request id is unique; the
 /// hasher's keys are random per process).
 fn draw(request_id: &str) -> f64 {

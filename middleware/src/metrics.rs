@@ -317,6 +317,92 @@ fn with_recorder<R>(f: impl FnOnce(&mut Recorder) -> R) -> Option<R> {
         .flatten()
 }
 
+/// Gives each invocation a metrics recorder, writes the cold-start blob on a cold
+/// invocation ([`crate::context`] says which), and flushes the invocation's metrics
+/// when it ends: with a response, an error, a panic or a cancellation. Left out (for
+/// example with `ServiceBuilder::option_layer`), [`add`] records nothing.
+#[derive(Debug, Clone)]
+pub struct MetricsLayer {
+    config: Arc<MetricsConfig>,
+}
+
+impl MetricsLayer {
+    /// A layer writing with `config`.
+    pub fn new(config: Arc<MetricsConfig>) -> Self {
+        Self { config }
+    }
+}
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service [`MetricsLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    config: Arc<MetricsConfig>,
+}
+
+/// Flushes when dropped: after the response, an error, a panic or a cancellation.
+struct FlushOnDrop(Arc<Mutex<Recorder>>);
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        if let Ok(mut recorder) = self.0.lock() {
+            recorder.flush();
+        }
+    }
+}
+
+impl<S> tower::Service<lambda_runtime::LambdaInvocation> for MetricsService<S>
+where
+    S: tower::Service<
+            lambda_runtime::LambdaInvocation,
+            Response = (),
+            Error = lambda_runtime::Error,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = ();
+    type Error = lambda_runtime::Error;
+    type Future = crate::context::InvocationFuture;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: lambda_runtime::LambdaInvocation) -> Self::Future {
+        let recorder = Arc::new(Mutex::new(Recorder::new(Arc::clone(&self.config))));
+        if let Some(function) =
+            crate::context::with_current(|c| c.cold_start.then(|| c.function_name.clone()))
+                .flatten()
+            && let Ok(recorder) = recorder.lock()
+        {
+            recorder.cold_start(&function);
+        }
+        let inner = sync_scope(Some(Arc::clone(&recorder)), || self.inner.call(invocation));
+        // Made before the first poll, so a cancellation or a panic flushes too.
+        let guard = FlushOnDrop(Arc::clone(&recorder));
+        let work = scope(Some(recorder), inner);
+        Box::pin(async move {
+            let result = work.await;
+            drop(guard);
+            result
+        })
+    }
+}
+
 /// Records `value` for `metric` in the current invocation (no-op outside one).
 pub fn add(metric: &Metric, value: f64) {
     with_recorder(|recorder| recorder.add(metric, value));

@@ -112,6 +112,91 @@ where
     Ok((layer, provider))
 }
 
+/// Opens `## handler` for each invocation: an internal span annotated `ColdStart`,
+/// `Service` and `FunctionName` (from [`crate::context`]), its parent taken from the
+/// invocation's trace header before it is entered. Holds the span exporter for the life
+/// of the process. Left out (`POWERTOOLS_TRACE_DISABLED`), no span is opened.
+#[derive(Debug, Clone)]
+pub struct TracingLayer {
+    service: std::sync::Arc<str>,
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TracingLayer {
+    /// Spans annotated with `service`; `provider` is kept alive with the layer.
+    pub fn new(service: &str, provider: Option<SdkTracerProvider>) -> Self {
+        Self {
+            service: service.into(),
+            provider,
+        }
+    }
+
+    /// The exporter's provider, if the layer holds one.
+    pub fn provider(&self) -> Option<&SdkTracerProvider> {
+        self.provider.as_ref()
+    }
+}
+
+impl<S> tower::Layer<S> for TracingLayer {
+    type Service = TracingService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TracingService {
+            inner,
+            service: std::sync::Arc::clone(&self.service),
+        }
+    }
+}
+
+/// The service [`TracingLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct TracingService<S> {
+    inner: S,
+    service: std::sync::Arc<str>,
+}
+
+impl<S> tower::Service<lambda_runtime::LambdaInvocation> for TracingService<S>
+where
+    S: tower::Service<
+            lambda_runtime::LambdaInvocation,
+            Response = (),
+            Error = lambda_runtime::Error,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = ();
+    type Error = lambda_runtime::Error;
+    type Future = crate::context::InvocationFuture;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: lambda_runtime::LambdaInvocation) -> Self::Future {
+        let (cold_start, function) =
+            crate::context::with_current(|c| (c.cold_start, c.function_name.clone()))
+                .unwrap_or_default();
+        let span = tracing::info_span!(
+            "## handler",
+            otel.kind = "internal",
+            annotation.ColdStart = cold_start,
+            annotation.Service = %self.service,
+            annotation.FunctionName = %function,
+            annotation.correlation_id = tracing::field::Empty,
+        );
+        // The parent must be set before the span is entered.
+        if let Some(header) = &invocation.context.xray_trace_id {
+            set_parent_from_header(&span, header);
+        }
+        // Entered for the synchronous part of the call too.
+        let inner = span.in_scope(|| self.inner.call(invocation));
+        Box::pin(tracing::Instrument::instrument(inner, span))
+    }
+}
+
 /// The OpenTelemetry context an X-Ray trace header (`Root=...;Parent=...;Sampled=1`)
 /// stands for.
 pub fn context_from_header(header: &str) -> opentelemetry::Context {
