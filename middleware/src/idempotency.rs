@@ -221,6 +221,37 @@ pub fn failed_condition(reason: &CancellationReason) -> bool {
     reason.code() == Some("ConditionalCheckFailed")
 }
 
+/// The per-item reasons of a transaction its own conditions cancelled; a transient
+/// cancellation that outlived its retries, or any other failure, is an error.
+fn cancellation_reasons<E, R>(
+    error: &SdkError<TransactWriteItemsError, R>,
+    attempts: u32,
+) -> Result<Vec<CancellationReason>, IdempotencyError<E>>
+where
+    R: std::fmt::Debug,
+{
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e))
+            if is_transient_cancellation(e.cancellation_reasons()) =>
+        {
+            Err(IdempotencyError::Conflict {
+                codes: e
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_owned())
+                    .collect(),
+                attempts,
+            })
+        }
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            Ok(e.cancellation_reasons().to_vec())
+        }
+        _ => Err(IdempotencyError::Store(
+            DisplayErrorContext(error).to_string(),
+        )),
+    }
+}
+
 /// The result of [`transact`]: the last answer, and how many attempts it took.
 pub type Transacted = (
     Result<
@@ -680,28 +711,7 @@ impl Idempotency {
                 Ok(TransactionOutcome::Done(Outcome::Executed(result)))
             }
             Err(error) => {
-                let reasons = match error.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(e))
-                        if is_transient_cancellation(e.cancellation_reasons()) =>
-                    {
-                        return Err(IdempotencyError::Conflict {
-                            codes: e
-                                .cancellation_reasons()
-                                .iter()
-                                .map(|r| r.code().unwrap_or("None").to_owned())
-                                .collect(),
-                            attempts: attempt,
-                        });
-                    }
-                    Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-                        e.cancellation_reasons().to_vec()
-                    }
-                    _ => {
-                        return Err(IdempotencyError::Store(
-                            DisplayErrorContext(&error).to_string(),
-                        ));
-                    }
-                };
+                let reasons = cancellation_reasons(&error, attempt)?;
                 let record_reason = reasons.get(work_items).filter(|_| !self.config.disabled);
                 if let Some(reason) = record_reason
                     && failed_condition(reason)
@@ -874,6 +884,100 @@ where
             idempotency
                 .run(&key, validation.as_deref(), || inner.oneshot(request))
                 .await
+        })
+    }
+}
+
+impl<K> TransactionalIdempotencyLayer<K> {
+    /// The layer the configuration asks for, decided once, at construction: this one,
+    /// or, with `POWERTOOLS_IDEMPOTENCY_DISABLED`, a [`PlainTransactionLayer`] that
+    /// commits the plan and keeps no record.
+    pub fn from_config(
+        idempotency: Arc<Idempotency>,
+        key: K,
+    ) -> tower::util::Either<Self, PlainTransactionLayer> {
+        if idempotency.config.disabled {
+            tower::util::Either::Right(PlainTransactionLayer {
+                client: idempotency.client.clone(),
+            })
+        } else {
+            tower::util::Either::Left(Self::new(idempotency, key))
+        }
+    }
+}
+
+/// Commits the inner service's planned writes in one `TransactWriteItems`, with no
+/// idempotency record: what [`TransactionalIdempotencyLayer::from_config`] builds when
+/// idempotency is disabled. Answers the same [`TransactionOutcome`]s (never replayed
+/// or in flight).
+#[derive(Debug, Clone)]
+pub struct PlainTransactionLayer {
+    client: aws_sdk_dynamodb::Client,
+}
+
+impl PlainTransactionLayer {
+    /// Transactions sent with `client`.
+    pub fn new(client: aws_sdk_dynamodb::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl<S> tower::Layer<S> for PlainTransactionLayer {
+    type Service = PlainTransaction<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PlainTransaction {
+            inner,
+            client: self.client.clone(),
+        }
+    }
+}
+
+/// The service [`PlainTransactionLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct PlainTransaction<S> {
+    inner: S,
+    client: aws_sdk_dynamodb::Client,
+}
+
+impl<S, Req, R> tower::Service<Req> for PlainTransaction<S>
+where
+    S: tower::Service<Req, Response = (R, Vec<TransactWriteItem>)> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    R: Send + 'static,
+    Req: Send + 'static,
+{
+    type Response = TransactionOutcome<R>;
+    type Error = IdempotencyError<S::Error>;
+    type Future = Boxed<Result<TransactionOutcome<R>, IdempotencyError<S::Error>>>;
+
+    /// Always ready: each request readies its own clone of the planner.
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        use tower::ServiceExt as _;
+        let (client, inner) = (self.client.clone(), self.inner.clone());
+        Box::pin(async move {
+            let (result, items) = inner
+                .oneshot(request)
+                .await
+                .map_err(IdempotencyError::Work)?;
+            let (sent, attempts) = transact(&client, &items).await;
+            match sent {
+                Ok(_) => Ok(TransactionOutcome::Done(Outcome::Executed(result))),
+                Err(error) => Ok(TransactionOutcome::Cancelled(
+                    cancellation_reasons(&error, attempts)?
+                        .iter()
+                        .map(|r| r.code().unwrap_or("None").to_owned())
+                        .collect(),
+                )),
+            }
         })
     }
 }

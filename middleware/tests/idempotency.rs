@@ -445,3 +445,55 @@ async fn the_transactional_layer_commits_the_plan_with_its_record() {
         .unwrap();
     assert_eq!(stored["value"], AttributeValue::S("first".into()));
 }
+
+/// With idempotency disabled the choice is made at construction: the transactional
+/// layer becomes a plain transaction. The plan commits, no record is kept, and a repeat
+/// runs again (here its own condition cancels it).
+#[tokio::test]
+async fn disabled_idempotency_builds_a_plain_transaction_that_keeps_no_record() {
+    use middleware::idempotency::{RequestKey, TransactionalIdempotencyLayer};
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+    let (idempotency, client, table) = store(|c| c.disabled = true).await;
+    let record_key = idempotency.config().record_key("t");
+    let layer =
+        TransactionalIdempotencyLayer::from_config(Arc::new(idempotency), |key: &String| {
+            RequestKey {
+                key: key.clone(),
+                validation: None,
+            }
+        });
+    assert!(matches!(layer, tower::util::Either::Right(_)));
+    let planner_table = table.clone();
+    let service =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(service_fn(move |key: String| {
+                let put = Put::builder()
+                    .table_name(&planner_table)
+                    .item("PK", AttributeValue::S("EFFECT".into()))
+                    .item("SK", AttributeValue::S("1".into()))
+                    .condition_expression("attribute_not_exists(PK)")
+                    .build()
+                    .map_err(|e| e.to_string());
+                async move {
+                    Ok::<_, String>((key, vec![TransactWriteItem::builder().put(put?).build()]))
+                }
+            }));
+    assert_eq!(
+        service.clone().oneshot("t".to_owned()).await.unwrap(),
+        TransactionOutcome::Done(Outcome::Executed("t".to_owned()))
+    );
+    assert_eq!(
+        service.oneshot("t".to_owned()).await.unwrap(),
+        TransactionOutcome::Cancelled(vec!["ConditionalCheckFailed".to_owned()])
+    );
+    let record = client
+        .get_item()
+        .table_name(&table)
+        .set_key(Some(record_key))
+        .send()
+        .await
+        .unwrap()
+        .item;
+    assert!(record.is_none(), "{record:?}");
+}

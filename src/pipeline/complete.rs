@@ -20,7 +20,7 @@
 //! | `FilterLayer::new(parse)` | a body that is not an [`OrderMessage`] fails alone |
 //! | `map_request(correlate)` | the order id on the record's lines and span |
 //! | settle | the transaction's outcome as the message's (`settle`) |
-//! | [`TransactionalIdempotencyLayer`] | keyed by order id, the record committed with the plan |
+//! | [`TransactionalIdempotencyLayer`] | keyed by order id, the record committed with the plan (`from_config`: with `POWERTOOLS_IDEMPOTENCY_DISABLED`, the plan alone, no record) |
 //! | `planner` | the conditional writes, no I/O (unit-tested without the emulator) |
 
 use std::sync::Arc;
@@ -186,7 +186,7 @@ impl Completer {
     + use<> {
         use tower::ServiceExt as _;
         let transaction = tower::ServiceBuilder::new()
-            .layer(TransactionalIdempotencyLayer::new(
+            .layer(TransactionalIdempotencyLayer::from_config(
                 Arc::clone(&self.idempotency),
                 |order: &OrderToComplete| RequestKey {
                     key: order.message.order_id.to_string(),
