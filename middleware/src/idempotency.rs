@@ -804,15 +804,12 @@ impl<S, K: Clone> tower::Layer<S> for IdempotencyLayer<K> {
 /// request. The service answers [`TransactionOutcome`]: done (executed, replayed, in
 /// flight) or cancelled by the plan's own conditions.
 #[derive(Debug, Clone)]
-pub struct TransactionalIdempotencyLayer<K> {
-    idempotency: Arc<Idempotency>,
-    key: K,
-}
+pub struct TransactionalIdempotencyLayer<K>(IdempotencyLayer<K>);
 
 impl<K> TransactionalIdempotencyLayer<K> {
     /// Records kept by `idempotency`, keys made by `key`.
     pub fn new(idempotency: Arc<Idempotency>, key: K) -> Self {
-        Self { idempotency, key }
+        Self(IdempotencyLayer::new(idempotency, key))
     }
 }
 
@@ -820,15 +817,11 @@ impl<S, K: Clone> tower::Layer<S> for TransactionalIdempotencyLayer<K> {
     type Service = TransactionalIdempotent<S, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TransactionalIdempotent {
-            inner,
-            idempotency: Arc::clone(&self.idempotency),
-            key: self.key.clone(),
-        }
+        TransactionalIdempotent(self.0.layer(inner))
     }
 }
 
-/// The service [`IdempotencyLayer`] and [`TransactionalIdempotencyLayer`] build.
+/// The service [`IdempotencyLayer`] builds.
 #[derive(Debug, Clone)]
 pub struct Idempotent<S, K> {
     inner: S,
@@ -985,21 +978,17 @@ where
 /// The service [`TransactionalIdempotencyLayer`] builds: the inner service answers
 /// `(result, planned writes)`.
 #[derive(Debug, Clone)]
-pub struct TransactionalIdempotent<S, K> {
-    inner: S,
-    idempotency: Arc<Idempotency>,
-    key: K,
-}
+pub struct TransactionalIdempotent<S, K>(Idempotent<S, K>);
 
 impl<S, K> TransactionalIdempotent<S, K> {
     /// The inner service (the planner).
     pub fn get_ref(&self) -> &S {
-        &self.inner
+        self.0.get_ref()
     }
 
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
-        self.inner
+        self.0.into_inner()
     }
 }
 
@@ -1026,8 +1015,13 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         use tower::ServiceExt as _;
-        let RequestKey { key, validation } = (self.key)(&request);
-        let (idempotency, inner) = (Arc::clone(&self.idempotency), self.inner.clone());
+        let Idempotent {
+            inner,
+            idempotency,
+            key,
+        } = &self.0;
+        let RequestKey { key, validation } = key(&request);
+        let (idempotency, inner) = (Arc::clone(idempotency), inner.clone());
         Box::pin(async move {
             idempotency
                 .run_in_transaction(&key, validation.as_deref(), || inner.oneshot(request))

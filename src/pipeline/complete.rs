@@ -36,6 +36,7 @@ use middleware::{logging, metrics};
 use serde_json::value::RawValue;
 
 use crate::clock::Timestamp;
+use crate::domain::OrderId;
 use crate::message::{MessageError, OrderMessage};
 use crate::store::{CompleteError, Completion, Store, StoreError};
 
@@ -126,10 +127,9 @@ fn planner(
 /// not.
 async fn settle(
     store: &Store,
-    order: &OrderToComplete,
+    id: OrderId,
     outcome: Result<TransactionOutcome<String>, IdempotencyError<StoreError>>,
 ) -> Result<Completion, CompleteMessageError> {
-    let id = order.message.order_id;
     let completion = match outcome {
         Ok(TransactionOutcome::Done(Outcome::Executed(_))) => Completion::Completed,
         Ok(TransactionOutcome::Done(Outcome::Replayed(_))) => Completion::AlreadyCompleted,
@@ -199,10 +199,9 @@ impl Completer {
             .map_request(correlate)
             .service(tower::service_fn(move |order: OrderToComplete| {
                 let (store, transaction) = (store.clone(), transaction.clone());
-                async move {
-                    let outcome = transaction.oneshot(order.clone()).await;
-                    settle(&store, &order, outcome).await
-                }
+                // Settling needs only the order's id: the message itself moves on.
+                let id = order.message.order_id;
+                async move { settle(&store, id, transaction.oneshot(order).await).await }
             }))
     }
 
