@@ -277,20 +277,38 @@ async fn a_failed_run_releases_the_key() {
     );
 }
 
+/// The work's own write: the item `EFFECT`, put only if it does not exist.
+fn effect(table: &str, value: &str) -> Vec<TransactWriteItem> {
+    let put = Put::builder()
+        .table_name(table)
+        .item("PK", AttributeValue::S("EFFECT".into()))
+        .item("SK", AttributeValue::S("1".into()))
+        .item("value", AttributeValue::S(value.to_owned()))
+        .condition_expression("attribute_not_exists(PK)")
+        .build()
+        .unwrap();
+    vec![TransactWriteItem::builder().put(put).build()]
+}
+
+/// The `value` the `EFFECT` item holds.
+async fn effect_value(client: &aws_sdk_dynamodb::Client, table: &str) -> AttributeValue {
+    let stored = client
+        .get_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S("EFFECT".into()))
+        .key("SK", AttributeValue::S("1".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    stored["value"].clone()
+}
+
 #[tokio::test]
 async fn a_transaction_carries_the_record_in_one_write() {
     let (idempotency, client, table) = store(|_| {}).await;
-    let effect = |value: &str| {
-        let put = Put::builder()
-            .table_name(&table)
-            .item("PK", AttributeValue::S("EFFECT".into()))
-            .item("SK", AttributeValue::S("1".into()))
-            .item("value", AttributeValue::S(value.to_owned()))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
-            .unwrap();
-        vec![TransactWriteItem::builder().put(put).build()]
-    };
+    let effect = |value: &str| effect(&table, value);
     let first = idempotency
         .run_in_transaction("t", None, || async {
             Ok::<_, String>((1u8, effect("first")))
@@ -317,17 +335,10 @@ async fn a_transaction_carries_the_record_in_one_write() {
         other,
         TransactionOutcome::Cancelled(vec!["ConditionalCheckFailed".to_owned()])
     );
-    let stored = client
-        .get_item()
-        .table_name(&table)
-        .key("PK", AttributeValue::S("EFFECT".into()))
-        .key("SK", AttributeValue::S("1".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    assert_eq!(stored["value"], AttributeValue::S("first".into()));
+    assert_eq!(
+        effect_value(&client, &table).await,
+        AttributeValue::S("first".into())
+    );
 }
 
 #[tokio::test]
@@ -407,18 +418,8 @@ async fn the_transactional_layer_commits_the_plan_with_its_record() {
             },
         ))
         .service(service_fn(move |(key, value): (String, String)| {
-            let put = Put::builder()
-                .table_name(&planner_table)
-                .item("PK", AttributeValue::S("EFFECT".into()))
-                .item("SK", AttributeValue::S("1".into()))
-                .item("value", AttributeValue::S(value))
-                .condition_expression("attribute_not_exists(PK)")
-                .build()
-                .map_err(|e| e.to_string());
-            async move {
-                let put = put?;
-                Ok::<_, String>((key, vec![TransactWriteItem::builder().put(put).build()]))
-            }
+            let planned = effect(&planner_table, &value);
+            async move { Ok::<_, String>((key, planned)) }
         }));
     let call = |key: &str, value: &str| service.clone().oneshot((key.to_owned(), value.to_owned()));
     assert_eq!(
@@ -433,17 +434,10 @@ async fn the_transactional_layer_commits_the_plan_with_its_record() {
         call("u", "third").await.unwrap(),
         TransactionOutcome::Cancelled(vec!["ConditionalCheckFailed".to_owned()])
     );
-    let stored = client
-        .get_item()
-        .table_name(&table)
-        .key("PK", AttributeValue::S("EFFECT".into()))
-        .key("SK", AttributeValue::S("1".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    assert_eq!(stored["value"], AttributeValue::S("first".into()));
+    assert_eq!(
+        effect_value(&client, &table).await,
+        AttributeValue::S("first".into())
+    );
 }
 
 /// With idempotency disabled the choice is made at construction: the transactional
@@ -464,21 +458,12 @@ async fn disabled_idempotency_builds_a_plain_transaction_that_keeps_no_record() 
         });
     assert!(matches!(layer, tower::util::Either::Right(_)));
     let planner_table = table.clone();
-    let service =
-        ServiceBuilder::new()
-            .layer(layer)
-            .service(service_fn(move |key: String| {
-                let put = Put::builder()
-                    .table_name(&planner_table)
-                    .item("PK", AttributeValue::S("EFFECT".into()))
-                    .item("SK", AttributeValue::S("1".into()))
-                    .condition_expression("attribute_not_exists(PK)")
-                    .build()
-                    .map_err(|e| e.to_string());
-                async move {
-                    Ok::<_, String>((key, vec![TransactWriteItem::builder().put(put?).build()]))
-                }
-            }));
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(service_fn(move |key: String| {
+            let planned = effect(&planner_table, "plain");
+            async move { Ok::<_, String>((key, planned)) }
+        }));
     assert_eq!(
         service.clone().oneshot("t".to_owned()).await.unwrap(),
         TransactionOutcome::Done(Outcome::Executed("t".to_owned()))
