@@ -107,7 +107,7 @@ fn correlate(order: OrderToComplete) -> OrderToComplete {
 /// The pure planner: the conditional writes that complete an order, and the
 /// `processed_at` they stamp. No I/O: the idempotency layer commits them.
 fn planner(
-    store: Store,
+    store: Arc<Store>,
 ) -> impl tower::Service<
     OrderToComplete,
     Response = (String, Vec<aws_sdk_dynamodb::types::TransactWriteItem>),
@@ -160,7 +160,9 @@ async fn settle(
 /// What `update-cart-products` needs: the table and the idempotency records.
 #[derive(Debug, Clone)]
 pub struct Completer {
-    store: Store,
+    // Shared by every record's clone of the stack (a clone is an `Arc` count, not a
+    // copy of the table name).
+    store: Arc<Store>,
     idempotency: Arc<Idempotency>,
 }
 
@@ -168,7 +170,7 @@ impl Completer {
     /// A completer over `store`, with idempotency records configured by `idempotency`.
     pub fn new(store: Store, idempotency: Idempotency) -> Self {
         Self {
-            store,
+            store: Arc::new(store),
             idempotency: Arc::new(idempotency),
         }
     }
@@ -193,12 +195,12 @@ impl Completer {
                     validation: Some(order.validation.clone()),
                 },
             ))
-            .service(planner(self.store.clone()));
-        let store = self.store.clone();
+            .service(planner(Arc::clone(&self.store)));
+        let store = Arc::clone(&self.store);
         tower::ServiceBuilder::new()
             .map_request(correlate)
             .service(tower::service_fn(move |order: OrderToComplete| {
-                let (store, transaction) = (store.clone(), transaction.clone());
+                let (store, transaction) = (Arc::clone(&store), transaction.clone());
                 // Settling needs only the order's id: the message itself moves on.
                 let id = order.message.order_id;
                 async move { settle(&store, id, transaction.oneshot(order).await).await }
@@ -291,7 +293,7 @@ mod tests {
         let (stamped, items) = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(planner(offline_store()).oneshot(order))
+            .block_on(planner(Arc::new(offline_store())).oneshot(order))
             .unwrap();
         assert_eq!(stamped, now);
         assert_eq!(items.len(), 1 + lines);
