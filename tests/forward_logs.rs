@@ -62,6 +62,7 @@ fn log_lines(queue: &Queue, event: &Value) -> Vec<Value> {
         metrics: None,
         logging: logging.clone(),
         tracing: None,
+        timeout_guard: None,
     };
     let subscriber = tracing_subscriber::registry().with(PowertoolsLogLayer::new(logging));
     let state = InvocationState::new(&lambda_runtime::Context::default(), false, &settings);

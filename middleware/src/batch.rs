@@ -158,6 +158,7 @@ where
             },
         });
     }
+    let records_in_batch = parsed.len();
     let fifo = parsed.iter().any(|(_, message)| {
         message.as_ref().is_ok_and(|m| {
             m.event_source_arn
@@ -180,9 +181,10 @@ where
             response.add_failure(message_id);
             continue;
         }
-        // Each record starts with no correlation id: its lines, its failure line
-        // included, name the key its handler sets, or none, never a previous record's.
-        crate::logging::clear_correlation_id();
+        // Each record starts with its own id and no correlation id: its lines, its
+        // failure line included, name the key its handler sets, or none, never a
+        // previous record's.
+        crate::logging::start_record(Some(message_id.clone()));
         let (span, outcome) = match message {
             Ok(message) => {
                 let span = sqs_record_span(&message);
@@ -206,7 +208,8 @@ where
             stopped = fifo;
         }
     }
-    crate::logging::clear_correlation_id();
+    crate::logging::start_record(None);
+    crate::xray::annotate_batch(records_in_batch, response.batch_item_failures.len());
     if out_of_time > 0 {
         tracing::warn!(
             records = out_of_time,
@@ -398,6 +401,7 @@ pub fn record_span(record_id: &str) -> tracing::Span {
         record_id,
         annotation.FunctionName = %function,
         annotation.correlation_id = tracing::field::Empty,
+        annotation.idempotency_key = tracing::field::Empty,
     )
 }
 
@@ -746,6 +750,7 @@ mod tests {
             .unwrap();
             let settings = crate::invocation::Settings {
                 tracing: None,
+                timeout_guard: None,
                 metrics: None,
                 logging: crate::logging::LogSettings::from_lookup(|_| None),
             };

@@ -38,9 +38,9 @@ pub struct LambdaContext {
     pub deadline_ms: u64,
     /// First invocation of this process.
     pub cold_start: bool,
-    /// The key of the work in progress (an order id), for log lines; a batch clears
-    /// it before each record.
-    correlation_id: Mutex<Option<String>>,
+    /// The record in progress, for log lines and the timeout guard; a batch starts
+    /// each record with an empty one.
+    record: Mutex<RecordSlot>,
 }
 
 impl LambdaContext {
@@ -61,21 +61,79 @@ impl LambdaContext {
             xray_trace_id,
             deadline_ms: context.deadline,
             cold_start,
-            correlation_id: Mutex::new(None),
+            record: Mutex::new(RecordSlot::default()),
         }
     }
 
     /// The correlation id of the work in progress, if one is set.
     pub fn correlation_id(&self) -> Option<String> {
-        self.correlation_id.lock().ok().and_then(|id| id.clone())
+        self.record().correlation_id
     }
 
     /// Sets (or, with `None`, clears) the correlation id.
     pub fn set_correlation_id(&self, id: Option<String>) {
-        if let Ok(mut current) = self.correlation_id.lock() {
-            *current = id;
+        self.update_record(|record| record.correlation_id = id);
+    }
+
+    /// The id of the batch record in progress, if one is set.
+    pub fn record_id(&self) -> Option<String> {
+        self.record().record_id
+    }
+
+    /// The idempotency key of the work in progress, if one is set.
+    pub fn idempotency_key(&self) -> Option<String> {
+        self.record().idempotency_key
+    }
+
+    /// Sets the idempotency key of the work in progress.
+    pub fn set_idempotency_key(&self, key: Option<String>) {
+        self.update_record(|record| record.idempotency_key = key);
+    }
+
+    /// Starts a batch record: its id, and no correlation id or idempotency key (a
+    /// record's lines never carry the previous record's). `None` ends the batch's
+    /// records.
+    pub fn start_record(&self, record_id: Option<String>) {
+        self.update_record(|record| {
+            *record = RecordSlot {
+                record_id,
+                ..RecordSlot::default()
+            };
+        });
+    }
+
+    /// A copy of the record slot.
+    pub fn record(&self) -> RecordSlot {
+        self.record.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn update_record(&self, f: impl FnOnce(&mut RecordSlot)) {
+        if let Ok(mut record) = self.record.lock() {
+            f(&mut record);
         }
     }
+
+    /// The work in progress as a person reads it: `order-1 (record m-1)`, `order-1`,
+    /// `record m-1`, or `None`.
+    pub fn work_in_progress(&self) -> Option<String> {
+        match (self.correlation_id(), self.record_id()) {
+            (Some(id), Some(record)) => Some(format!("{id} (record {record})")),
+            (Some(id), None) => Some(id),
+            (None, Some(record)) => Some(format!("record {record}")),
+            (None, None) => None,
+        }
+    }
+}
+
+/// What the layers know about the record in progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordSlot {
+    /// The key of the work (an order id): `correlation_id` on log lines.
+    pub correlation_id: Option<String>,
+    /// The batch record's id (an SQS message id): `record_id` on log lines.
+    pub record_id: Option<String>,
+    /// The idempotency key of the work: `idempotency_key` on log lines.
+    pub idempotency_key: Option<String>,
 }
 
 /// Runs `f` with the current invocation's context; `None` outside an invocation.

@@ -93,13 +93,16 @@ pub struct IdempotencyConfig {
 }
 
 impl IdempotencyConfig {
+    /// The id of the record for `key`: `IDEMPOTENCY#<prefix>#<key>`, as log lines and
+    /// traces name it (`idempotency_key`).
+    pub fn record_id(&self, key: &str) -> String {
+        format!("IDEMPOTENCY#{}#{key}", self.key_prefix)
+    }
+
     /// The key of the record for `key`: `IDEMPOTENCY#<prefix>#<key>` in the key
     /// attribute, and the constant sort key in a single-table design.
     pub fn record_key(&self, key: &str) -> HashMap<String, AttributeValue> {
-        let mut item = HashMap::from([(
-            self.key_attribute.clone(),
-            s(format!("IDEMPOTENCY#{}#{key}", self.key_prefix)),
-        )]);
+        let mut item = HashMap::from([(self.key_attribute.clone(), s(self.record_id(key)))]);
         if let Some((attribute, value)) = &self.sort_key {
             item.insert(attribute.clone(), s(value.clone()));
         }
@@ -540,6 +543,7 @@ impl Idempotency {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<R, E>>,
     {
+        crate::logging::set_idempotency_key(&self.config.record_id(key));
         if self.config.disabled {
             return work()
                 .await
@@ -663,6 +667,7 @@ impl Idempotency {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(R, Vec<TransactWriteItem>), E>>,
     {
+        crate::logging::set_idempotency_key(&self.config.record_id(key));
         if !self.config.disabled
             && let Some(replayed) = self.replay_from_cache(key, validation)
         {

@@ -19,6 +19,7 @@ use tower::util::Either;
 use crate::context::{ContextLayer, ContextService, LambdaContext};
 use crate::logging::{InvocationLog, LogSettings, LoggingLayer, LoggingService};
 use crate::metrics::{MetricsConfig, MetricsLayer, MetricsService, Recorder};
+use crate::timeout::{TimeoutGuard, TimeoutGuardLayer};
 use crate::xray::{TracingLayer, TracingService};
 
 /// What one invocation has: its facts, its log context, its metrics (when on), for
@@ -78,6 +79,9 @@ pub struct Settings {
     pub logging: LogSettings,
     /// Tracing, or `None` for no spans.
     pub tracing: Option<Tracing>,
+    /// How long before the deadline the timeout guard gives an invocation up
+    /// ([`crate::timeout`]), or `None` for no guard.
+    pub timeout_guard: Option<std::time::Duration>,
 }
 
 /// Tracing as the layer applies it.
@@ -95,23 +99,30 @@ pub struct PowertoolsLayer {
     settings: Arc<Settings>,
     /// Built once per process in `main`, its first invocation is the cold one.
     context: ContextLayer,
+    timeout_guard: Option<TimeoutGuardLayer>,
 }
 
 impl PowertoolsLayer {
     /// A layer applying `settings`.
     pub fn new(settings: Settings) -> Self {
         Self {
+            timeout_guard: settings.timeout_guard.map(TimeoutGuardLayer::new),
             settings: Arc::new(settings),
             context: ContextLayer::new(),
         }
     }
 }
 
+/// What the timeout guard makes of the inner service, when on.
+type Guarded<S> = Either<TimeoutGuard<S>, S>;
+
 /// What the logging and metrics layers make of the inner service.
-type Logged<S> = LoggingService<Either<MetricsService<S>, S>>;
+type Logged<S> = LoggingService<Either<MetricsService<Guarded<S>>, Guarded<S>>>;
 
 /// The service [`PowertoolsLayer`] builds: context, then (when on) the `## handler`
-/// span, logging, then (when on) metrics, around the inner service.
+/// span, logging, then (when on) metrics and the timeout guard, around the inner
+/// service. The guard is innermost, so the log context and the metrics it writes out
+/// are current when it fires.
 pub type PowertoolsService<S> = ContextService<Either<TracingService<Logged<S>>, Logged<S>>>;
 
 impl<S> Layer<S> for PowertoolsLayer {
@@ -134,6 +145,7 @@ impl<S> Layer<S> for PowertoolsLayer {
                     .as_ref()
                     .map(|m| MetricsLayer::new(Arc::clone(m))),
             )
+            .option_layer(self.timeout_guard.clone())
             .service(inner)
     }
 }
@@ -194,5 +206,6 @@ pub fn init_from_env() -> Result<PowertoolsLayer, InitError> {
         metrics: Some(Arc::new(metrics)),
         logging,
         tracing,
+        timeout_guard: crate::timeout::margin_from_lookup(var),
     }))
 }

@@ -18,6 +18,8 @@
 //! - [`batch`]: per-record processing of SQS and DynamoDB-stream batches.
 //! - [`idempotency`]: run work once per key, records in DynamoDB.
 //! - [`xray`]: X-Ray subsegments through OpenTelemetry, trace headers in and out.
+//! - [`timeout`]: an invocation given up shortly before its deadline, its telemetry
+//!   written out first.
 //! - [`sink`]: where lines go.
 //! - [`clock`]: the wall clock, read one way.
 //!
@@ -34,4 +36,5 @@ pub mod logging;
 pub mod metrics;
 pub mod sink;
 pub mod stream_image;
+pub mod timeout;
 pub mod xray;

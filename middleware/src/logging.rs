@@ -18,7 +18,7 @@
 //! | `POWERTOOLS_SERVICE_NAME` | `service` | `service_undefined` |
 //! | `POWERTOOLS_LOGGER_SAMPLE_RATE` | share of invocations logged at DEBUG, decided per invocation | `0` |
 //! | `POWERTOOLS_LOGGER_LOG_EVENT` | log each event | `false` |
-//! | `POWERTOOLS_LOG_BUFFER_MAX_BYTES` | per-invocation DEBUG buffer, written out when an ERROR is logged; `0` turns it off | `20480` |
+//! | `MIDDLEWARE_LOG_BUFFER_MAX_BYTES` | per-invocation DEBUG buffer, written out when an ERROR is logged; `0` turns it off | `20480` |
 //!
 //! Log bytes cost money ($0.50/GB ingested): DEBUG lines are kept in the buffer and
 //! written only when an error makes them worth reading. The buffer holds the
@@ -62,7 +62,7 @@ pub const DEFAULT_BUFFER_BYTES: usize = 20 * 1024;
 
 /// Every key a JSON line can carry besides the event's own fields: Powertools' names.
 /// Queries over the logs (the dashboard's Logs Insights widgets) are checked against it.
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 17] = [
     "level",
     "location",
     "message",
@@ -75,6 +75,8 @@ pub const KEYS: [&str; 15] = [
     "function_request_id",
     "xray_trace_id",
     "correlation_id",
+    "record_id",
+    "idempotency_key",
     "sampling_rate",
     "exception_name",
     "exception",
@@ -147,7 +149,7 @@ impl LogSettings {
             sample_rate,
             log_event: var("POWERTOOLS_LOGGER_LOG_EVENT")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
-            buffer_bytes: var("POWERTOOLS_LOG_BUFFER_MAX_BYTES")
+            buffer_bytes: var("MIDDLEWARE_LOG_BUFFER_MAX_BYTES")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(DEFAULT_BUFFER_BYTES),
             sink: Sink::Stdout,
@@ -176,6 +178,9 @@ pub struct InvocationLog {
     pub sampled: bool,
     sample_rate: f64,
     buffer: Mutex<DebugBuffer>,
+    /// An ERROR line was written during the invocation.
+    error_logged: std::sync::atomic::AtomicBool,
+    sink: Sink,
 }
 
 tokio::task_local! {
@@ -205,6 +210,8 @@ impl InvocationLog {
             sampled: settings.sample_rate > 0.0 && draw(request_id) < settings.sample_rate,
             sample_rate: settings.sample_rate,
             buffer: Mutex::new(DebugBuffer::default()),
+            error_logged: std::sync::atomic::AtomicBool::new(false),
+            sink: settings.sink.clone(),
         }
     }
 }
@@ -304,6 +311,37 @@ pub fn set_correlation_id(id: impl Into<String>) {
 /// that is about a whole batch, not one record.
 pub fn clear_correlation_id() {
     context::with_current(|context| context.set_correlation_id(None));
+}
+
+/// Starts a batch record for the rest of the current invocation's lines: `record_id`
+/// is its id, and no correlation id or idempotency key is carried over from the record
+/// before. `None` ends the batch's records. No-op outside an invocation.
+pub fn start_record(record_id: Option<String>) {
+    context::with_current(|context| context.start_record(record_id));
+}
+
+/// Sets the idempotency key of the work in progress for the rest of the current
+/// record's lines (`idempotency_key`), and annotates the current span with it. No-op
+/// outside an invocation.
+pub fn set_idempotency_key(key: &str) {
+    tracing::Span::current().record("annotation.idempotency_key", key);
+    context::with_current(|context| context.set_idempotency_key(Some(key.to_owned())));
+}
+
+/// Writes out the current invocation's DEBUG buffer if an error was logged during the
+/// invocation (the lines buffered since); the timeout guard calls it. No-op otherwise.
+pub fn write_buffer_after_error() {
+    let _ = CURRENT.try_with(|log| {
+        if !log.error_logged.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(mut buffer) = log.buffer.lock() {
+            for line in buffer.lines.drain(..) {
+                log.sink.write_line(&line);
+            }
+            buffer.bytes = 0;
+        }
+    });
 }
 
 /// The `tracing` layer that writes lines. Built by [`init`], public for tests.
@@ -505,8 +543,15 @@ impl PowertoolsLogLayer {
             if let Some(trace) = &state.xray_trace_id {
                 line.insert("xray_trace_id".into(), json!(trace));
             }
-            if let Some(id) = state.correlation_id() {
+            let record = state.record();
+            if let Some(id) = record.correlation_id {
                 line.insert("correlation_id".into(), json!(id));
+            }
+            if let Some(id) = record.record_id {
+                line.insert("record_id".into(), json!(id));
+            }
+            if let Some(key) = record.idempotency_key {
+                line.insert("idempotency_key".into(), json!(key));
             }
             if log.sample_rate > 0.0 {
                 line.insert("sampling_rate".into(), json!(log.sample_rate));
@@ -569,6 +614,8 @@ impl PowertoolsLogLayer {
                 return;
             }
             if level == Level::ERROR {
+                log.error_logged
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 // The DEBUG lines that led here are now worth their cost.
                 for earlier in buffer.lines.drain(..) {
                     self.settings.sink.write_line(&earlier);
@@ -631,7 +678,7 @@ mod tests {
             ("POWERTOOLS_SERVICE_NAME", "orders"),
             ("POWERTOOLS_LOGGER_SAMPLE_RATE", "0.25"),
             ("POWERTOOLS_LOGGER_LOG_EVENT", "true"),
-            ("POWERTOOLS_LOG_BUFFER_MAX_BYTES", "0"),
+            ("MIDDLEWARE_LOG_BUFFER_MAX_BYTES", "0"),
         ]);
         assert_eq!(
             (

@@ -408,6 +408,12 @@ pub fn add(metric: &Metric, value: f64) {
     with_recorder(|recorder| recorder.add(metric, value));
 }
 
+/// Writes what the current invocation has recorded so far (no-op outside one); the
+/// invocation's end writes the rest.
+pub fn flush() {
+    with_recorder(Recorder::flush);
+}
+
 /// Adds a dimension to the current invocation's metrics (no-op outside one).
 ///
 /// # Errors

@@ -186,14 +186,162 @@ where
             annotation.Service = %self.service,
             annotation.FunctionName = %function,
             annotation.correlation_id = tracing::field::Empty,
+            annotation.batch_records = tracing::field::Empty,
+            annotation.batch_failures = tracing::field::Empty,
+            metadata.response = tracing::field::Empty,
+            metadata.error = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
         );
         // The parent must be set before the span is entered.
         if let Some(header) = &invocation.context.xray_trace_id {
             set_parent_from_header(&span, header);
         }
         // Entered for the synchronous part of the call too.
-        let inner = span.in_scope(|| self.inner.call(invocation));
+        let inner =
+            span.in_scope(|| HANDLER_SPAN.sync_scope(span.clone(), || self.inner.call(invocation)));
+        let inner = HANDLER_SPAN.scope(span.clone(), inner);
         Box::pin(tracing::Instrument::instrument(inner, span))
+    }
+}
+
+tokio::task_local! {
+    /// The invocation's `## handler` span, for what is known only inside it (the
+    /// typed response, the batch's outcome).
+    static HANDLER_SPAN: tracing::Span;
+}
+
+/// Runs `f` on the current invocation's `## handler` span (no-op without one: tracing
+/// off, or outside an invocation).
+fn on_handler_span(f: impl FnOnce(&tracing::Span)) {
+    let _ = HANDLER_SPAN.try_with(f);
+}
+
+/// Annotates the invocation's `## handler` subsegment with its batch's outcome:
+/// `batch_records` and `batch_failures` (searchable in X-Ray:
+/// `annotation.batch_failures > 0`).
+pub fn annotate_batch(records: usize, failures: usize) {
+    on_handler_span(|span| {
+        span.record("annotation.batch_records", records as u64);
+        span.record("annotation.batch_failures", failures as u64);
+    });
+}
+
+/// Marks the invocation's `## handler` subsegment as failed (X-Ray `fault`).
+pub fn mark_handler_failed() {
+    on_handler_span(|span| {
+        span.record("otel.status_code", "ERROR");
+    });
+}
+
+/// Whether the handler's response and error are captured as metadata of `## handler`:
+/// `POWERTOOLS_TRACER_CAPTURE_RESPONSE` and `POWERTOOLS_TRACER_CAPTURE_ERROR`, both on
+/// unless set to `false`, as in Powertools. Turn the response off for a handler whose
+/// response is sensitive or larger than X-Ray's 64 KB document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capture {
+    /// Capture the response as `response` metadata.
+    pub response: bool,
+    /// Capture the error as `error` metadata.
+    pub error: bool,
+}
+
+impl Capture {
+    /// Reads the settings through `var`.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
+        let on = |name: &str| var(name).is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
+        Self {
+            response: on("POWERTOOLS_TRACER_CAPTURE_RESPONSE"),
+            error: on("POWERTOOLS_TRACER_CAPTURE_ERROR"),
+        }
+    }
+
+    /// Reads the settings from the environment.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+/// Records a typed handler's response or error as metadata of the invocation's
+/// `## handler` subsegment (`response`, `error`), as Powertools'
+/// `capture_lambda_handler` does. The invocation layer cannot: when its service ends,
+/// the runtime has already serialised and sent the response. Put this layer around
+/// the handler, inside `Runtime::new`. The response is serialised only when the
+/// invocation is traced and capture is on.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureLayer {
+    capture: Capture,
+}
+
+impl CaptureLayer {
+    /// A layer capturing what `capture` says.
+    pub fn new(capture: Capture) -> Self {
+        Self { capture }
+    }
+
+    /// A layer configured from the environment ([`Capture::from_env`]).
+    pub fn from_env() -> Self {
+        Self::new(Capture::from_env())
+    }
+}
+
+impl<S> tower::Layer<S> for CaptureLayer {
+    type Service = CaptureService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CaptureService {
+            inner,
+            capture: self.capture,
+        }
+    }
+}
+
+/// The service [`CaptureLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct CaptureService<S> {
+    inner: S,
+    capture: Capture,
+}
+
+impl<S, Request> tower::Service<Request> for CaptureService<S>
+where
+    S: tower::Service<Request>,
+    S::Response: serde::Serialize,
+    S::Error: std::fmt::Display,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send + 'static>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let capture = self.capture;
+        let work = self.inner.call(request);
+        Box::pin(async move {
+            let result = work.await;
+            on_handler_span(|span| match &result {
+                Ok(response) if capture.response => {
+                    if let Ok(json) = serde_json::to_string(response) {
+                        span.record("metadata.response", json.as_str());
+                    }
+                }
+                Err(error) => {
+                    if capture.error {
+                        span.record("metadata.error", error.to_string().as_str());
+                    }
+                    span.record("otel.status_code", "ERROR");
+                }
+                Ok(_) => {}
+            });
+            result
+        })
     }
 }
 

@@ -35,6 +35,7 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
     };
     let settings = Settings {
         tracing: None,
+        timeout_guard: None,
         metrics: Some(Arc::new(metrics_config)),
         logging: log_settings.clone(),
     };
@@ -143,8 +144,8 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
         .map(String::as_str)
         .collect();
     for key in logging::KEYS {
-        let expected =
-            key != "sampling_rate" && (error_was_cold || !logging::ENVIRONMENT_KEYS.contains(&key));
+        let expected = !["sampling_rate", "record_id", "idempotency_key"].contains(&key)
+            && (error_was_cold || !logging::ENVIRONMENT_KEYS.contains(&key));
         assert_eq!(
             error_keys.contains(&key),
             expected,
@@ -226,6 +227,7 @@ fn the_debug_buffer_holds_the_application_not_its_dependencies() {
             metrics: None,
             logging: logging.clone(),
             tracing: None,
+            timeout_guard: None,
         };
         let subscriber = tracing_subscriber::registry().with(logging::layer(&logging));
         let inner = service_fn(|_: LambdaInvocation| async {
@@ -274,14 +276,32 @@ fn a_failure_line_carries_its_own_records_id_or_none() {
             sqs_record("c", r#"{"order_id":"order-C","fail":true}"#),
         ]});
         let raw = serde_json::value::RawValue::from_string(event.to_string()).unwrap();
+        // Disabled: the work runs every time, and no AWS call is made.
+        let idempotency = &middleware::idempotency::Idempotency::new(
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::Config::builder()
+                    .behavior_version_latest()
+                    .build(),
+            ),
+            middleware::idempotency::IdempotencyConfig::single_table("t", "orders", |_| {
+                Some("true".to_owned())
+            }),
+        );
         let response = middleware::batch::process_sqs(&raw, |message| async move {
             let order: Value = serde_json::from_str(message.body.as_deref().unwrap_or_default())
                 .map_err(|e| format!("body does not parse: {e}"))?;
-            logging::set_correlation_id(order["order_id"].as_str().unwrap_or_default());
+            let id = order["order_id"].as_str().unwrap_or_default().to_owned();
+            logging::set_correlation_id(id.as_str());
             if order["fail"] == true {
                 return Err("refused".to_owned());
             }
-            tracing::info!("order completed");
+            idempotency
+                .run(&id, None, || async {
+                    tracing::info!("order completed");
+                    Ok::<(), String>(())
+                })
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(())
         })
         .await
@@ -296,13 +316,20 @@ fn a_failure_line_carries_its_own_records_id_or_none() {
             .find(|l| l["message"] == message && id.is_none_or(|id| l["message_id"] == id))
             .unwrap_or_else(|| panic!("no line {message:?} in {logs:#?}"))
     };
-    assert_eq!(line("order completed", None)["correlation_id"], "order-A");
+    let a = line("order completed", None);
+    assert_eq!(a["correlation_id"], "order-A");
+    // A record's lines name the record and, inside idempotent work, its key.
+    assert_eq!(a["record_id"], "a");
+    assert_eq!(a["idempotency_key"], "IDEMPOTENCY#orders#order-A");
     let b = line("SQS record failed", Some("b"));
     assert!(b.get("correlation_id").is_none(), "{b}");
-    assert_eq!(
-        line("SQS record failed", Some("c"))["correlation_id"],
-        "order-C"
-    );
+    assert_eq!(b["record_id"], "b");
+    let c = line("SQS record failed", Some("c"));
+    assert_eq!(c["correlation_id"], "order-C");
+    assert_eq!(c["record_id"], "c");
+    assert!(c.get("idempotency_key").is_none(), "{c}");
     let done = line("batch done", None);
-    assert!(done.get("correlation_id").is_none(), "{done}");
+    for key in ["correlation_id", "record_id", "idempotency_key"] {
+        assert!(done.get(key).is_none(), "{done}");
+    }
 }

@@ -56,6 +56,7 @@ fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
         metrics: None,
         logging: log_settings,
         tracing: Some(tracing),
+        timeout_guard: None,
     };
 
     let header = format!("Root={producer_trace};Parent={PRODUCER_PARENT};Sampled=1");

@@ -68,6 +68,7 @@ where
         metrics: None,
         logging: logging.clone(),
         tracing: None,
+        timeout_guard: None,
     };
     let subscriber = tracing_subscriber::registry().with(PowertoolsLogLayer::new(logging));
     invoke_once(subscriber, settings, inner, invocation("req-one", None));
