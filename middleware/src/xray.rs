@@ -221,8 +221,10 @@ fn on_handler_span(f: impl FnOnce(&tracing::Span)) {
 /// `annotation.batch_failures > 0`).
 pub fn annotate_batch(records: usize, failures: usize) {
     on_handler_span(|span| {
-        span.record("annotation.batch_records", records as u64);
-        span.record("annotation.batch_failures", failures as u64);
+        // As i64: OpenTelemetry has no unsigned integers, and a u64 becomes a string.
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        span.record("annotation.batch_records", count(records));
+        span.record("annotation.batch_failures", count(failures));
     });
 }
 

@@ -29,10 +29,15 @@ fn trace_id(suffix: &str) -> String {
     format!("1-{now:08x}-{suffix}")
 }
 
-#[test]
-fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
-    let lambda_trace = trace_id("1c2b3d4e5f60718293a4b5c6");
-    let producer_trace = trace_id("aaaaaaaaaaaaaaaaaaaaaaaa");
+/// Runs one traced invocation of `handler` (under the invocation layer, Lambda's
+/// trace `lambda_trace`) and returns the documents the daemon received.
+fn traced<S>(lambda_trace: &str, handler: S) -> Vec<Value>
+where
+    S: tower::Service<LambdaInvocation, Response = (), Error = lambda_runtime::Error>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let daemon = UdpSocket::bind("127.0.0.1:0").unwrap();
     daemon
         .set_read_timeout(Some(Duration::from_millis(500)))
@@ -58,7 +63,42 @@ fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
         tracing: Some(tracing),
         timeout_guard: None,
     };
+    let header = format!("Root={lambda_trace};Parent={LAMBDA_PARENT};Sampled=1");
+    invoke_once(
+        subscriber,
+        settings,
+        handler,
+        invocation("req-1", Some(&header)),
+    );
+    drop(provider);
 
+    let mut documents = Vec::new();
+    let mut buffer = [0u8; 65_536];
+    while let Ok(size) = daemon.recv(&mut buffer) {
+        let datagram = std::str::from_utf8(&buffer[..size]).unwrap();
+        let (header, body) = datagram
+            .split_once('\n')
+            .expect("a header line, then the document");
+        assert_eq!(
+            serde_json::from_str::<Value>(header).unwrap(),
+            serde_json::json!({"format": "json", "version": 1})
+        );
+        documents.push(serde_json::from_str::<Value>(body).unwrap());
+    }
+    documents
+}
+
+fn named<'a>(documents: &'a [Value], name: &str) -> &'a Value {
+    documents
+        .iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {documents:#?}"))
+}
+
+#[test]
+fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
+    let lambda_trace = trace_id("1c2b3d4e5f60718293a4b5c6");
+    let producer_trace = trace_id("aaaaaaaaaaaaaaaaaaaaaaaa");
     let header = format!("Root={producer_trace};Parent={PRODUCER_PARENT};Sampled=1");
     let handler = service_fn(move |_: LambdaInvocation| {
         let header = header.clone();
@@ -85,34 +125,8 @@ fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
             Ok::<(), lambda_runtime::Error>(())
         }
     });
-    let header = format!("Root={lambda_trace};Parent={LAMBDA_PARENT};Sampled=1");
-    invoke_once(
-        subscriber,
-        settings,
-        handler,
-        invocation("req-1", Some(&header)),
-    );
-    drop(provider);
-
-    let mut documents = Vec::new();
-    let mut buffer = [0u8; 65_536];
-    while let Ok(size) = daemon.recv(&mut buffer) {
-        let datagram = std::str::from_utf8(&buffer[..size]).unwrap();
-        let (header, body) = datagram
-            .split_once('\n')
-            .expect("a header line, then the document");
-        assert_eq!(
-            serde_json::from_str::<Value>(header).unwrap(),
-            serde_json::json!({"format": "json", "version": 1})
-        );
-        documents.push(serde_json::from_str::<Value>(body).unwrap());
-    }
-    let named = |name: &str| {
-        documents
-            .iter()
-            .find(|d| d["name"] == name)
-            .unwrap_or_else(|| panic!("no {name} in {documents:#?}"))
-    };
+    let documents = traced(&lambda_trace, handler);
+    let named = |name: &str| named(&documents, name);
 
     let handler = named("## handler");
     assert_eq!(handler["type"], "subsegment");
@@ -153,4 +167,113 @@ fn subsegments_reach_the_daemon_with_their_trace_parents_and_annotations() {
             .all(|d| d["name"] != "Lambda runtime invoke"),
         "dependencies' own spans stay out"
     );
+}
+
+/// A typed handler under the capture layer: an SQS batch whose second record fails.
+fn batch_handler(
+    capture: xray::Capture,
+    fail_invocation: bool,
+) -> tower::util::BoxService<LambdaInvocation, (), lambda_runtime::Error> {
+    tower::util::BoxService::new(service_fn(move |_: LambdaInvocation| async move {
+        use tower::ServiceExt as _;
+        let typed = tower::ServiceBuilder::new()
+            .layer(xray::CaptureLayer::new(capture))
+            .service(service_fn(move |event: Box<RawValue>| async move {
+                if fail_invocation {
+                    return Err("the event is not a batch".to_owned());
+                }
+                // Disabled: the work runs every time, and no AWS call is made.
+                let idempotency = &middleware::idempotency::Idempotency::new(
+                    aws_sdk_dynamodb::Client::from_conf(
+                        aws_sdk_dynamodb::Config::builder()
+                            .behavior_version_latest()
+                            .build(),
+                    ),
+                    middleware::idempotency::IdempotencyConfig::single_table("t", "orders", |_| {
+                        Some("true".to_owned())
+                    }),
+                );
+                middleware::batch::process_sqs(&event, |message| async move {
+                    let body = message.body.unwrap_or_default();
+                    if body == "bad" {
+                        return Err("refused".to_owned());
+                    }
+                    idempotency
+                        .run(&body, None, || async { Ok::<(), String>(()) })
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())
+            }));
+        let event = RawValue::from_string(
+            r#"{"Records":[{"messageId":"m1","body":"order-1"},{"messageId":"m2","body":"bad"}]}"#
+                .to_owned(),
+        )
+        .unwrap();
+        // The handler's own error is the runtime's to report; the invocation goes on.
+        let _ = typed.oneshot(event).await;
+        Ok::<(), lambda_runtime::Error>(())
+    }))
+}
+
+#[test]
+fn the_handlers_response_and_batch_outcome_are_on_its_subsegment_and_the_key_on_the_record() {
+    let everything = xray::Capture::from_lookup(|_| None);
+    assert_eq!(
+        everything,
+        xray::Capture {
+            response: true,
+            error: true
+        },
+        "on by default, as in Powertools"
+    );
+    let documents = traced(
+        &trace_id("2c2b3d4e5f60718293a4b5c6"),
+        batch_handler(everything, false),
+    );
+    let handler = named(&documents, "## handler");
+    assert_eq!(handler["annotations"]["batch_records"], 2);
+    assert_eq!(handler["annotations"]["batch_failures"], 1);
+    let response: Value =
+        serde_json::from_str(handler["metadata"]["response"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        response,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m2"}]})
+    );
+    assert!(handler.get("fault").is_none_or(|f| f == false), "{handler}");
+    let first = documents
+        .iter()
+        .find(|d| d["name"] == "## record" && d["annotations"]["idempotency_key"].is_string())
+        .unwrap_or_else(|| panic!("no record with its key in {documents:#?}"));
+    assert_eq!(
+        first["annotations"]["idempotency_key"],
+        "IDEMPOTENCY#orders#order-1"
+    );
+
+    // Off, nothing is captured; the annotations stay.
+    let off = xray::Capture::from_lookup(|name| {
+        name.starts_with("POWERTOOLS_TRACER_CAPTURE_")
+            .then(|| "false".to_owned())
+    });
+    let documents = traced(
+        &trace_id("3c2b3d4e5f60718293a4b5c6"),
+        batch_handler(off, false),
+    );
+    let handler = named(&documents, "## handler");
+    assert!(handler["metadata"].get("response").is_none(), "{handler}");
+    assert_eq!(handler["annotations"]["batch_failures"], 1);
+}
+
+#[test]
+fn a_handlers_error_is_captured_and_its_subsegment_marked_failed() {
+    let documents = traced(
+        &trace_id("4c2b3d4e5f60718293a4b5c6"),
+        batch_handler(xray::Capture::from_lookup(|_| None), true),
+    );
+    let handler = named(&documents, "## handler");
+    assert_eq!(handler["metadata"]["error"], "the event is not a batch");
+    assert_eq!(handler["fault"], true, "{handler}");
+    assert!(handler["metadata"].get("response").is_none(), "{handler}");
 }

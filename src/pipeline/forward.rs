@@ -90,6 +90,13 @@ pub fn service<Q: OrderQueue + Clone + Send + Sync + 'static>(
     })
 }
 
+/// The batch's response, its outcome annotated on the `## handler` subsegment: the
+/// records, and one failure when the batch stops at a record (the stream resumes there).
+fn outcome(records: usize, failed_at: Option<String>) -> DynamoDbEventResponse {
+    middleware::xray::annotate_batch(records, usize::from(failed_at.is_some()));
+    stream_failure(failed_at)
+}
+
 /// Handles one stream batch; see the module docs for the rules.
 ///
 /// # Errors
@@ -107,7 +114,9 @@ pub async fn forward_orders<Q: OrderQueue>(
     // each consumer's `## record` joins that trace through `AWSTraceHeader`, so an
     // order's annotation finds the whole journey. A record's own line is written when
     // it fails.
-    for record in stream_records(event)? {
+    let records = stream_records(event)?;
+    let total = records.len();
+    for record in records {
         let disposition = match record.change {
             Ok(change) => disposition(change),
             Err(e) => Disposition::Malformed(format!("stream record does not parse: {e}")),
@@ -135,7 +144,7 @@ pub async fn forward_orders<Q: OrderQueue>(
             // Report the first unsent record: Lambda resumes there, and this
             // invocation still has time to flush its logs and metrics.
             tracing::warn!(forwarded, "stopping short of the deadline");
-            return Ok(stream_failure(Some(round[0].1[0].to_string())));
+            return Ok(outcome(total, Some(round[0].1[0].to_string())));
         }
         // The round's sends wait on the queue together. A send that hangs is given up
         // before the deadline and counts as not sent.
@@ -180,7 +189,7 @@ pub async fn forward_orders<Q: OrderQueue>(
                     sent_ahead,
                     "order message not sent; the stream will redeliver from this record"
                 );
-                return Ok(stream_failure(Some(sequence_number.to_string())));
+                return Ok(outcome(total, Some(sequence_number.to_string())));
             }
             forwarded += chunk.len();
             metrics::add(&crate::metrics::ORDERS_FORWARDED, chunk.len() as f64);
@@ -200,9 +209,9 @@ pub async fn forward_orders<Q: OrderQueue>(
             forwarded,
             "stream record failed; the stream will retry it, then send it to the on-failure destination"
         );
-        return Ok(stream_failure(Some(sequence_number.into_owned())));
+        return Ok(outcome(total, Some(sequence_number.into_owned())));
     }
-    Ok(stream_failure(None))
+    Ok(outcome(total, None))
 }
 
 #[cfg(test)]

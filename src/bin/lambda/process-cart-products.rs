@@ -16,7 +16,11 @@ async fn main() -> Result<(), Error> {
     let queue_url = config::required(config::QUEUE_URL)?;
     let sdk = aws::sdk_config().await;
     let queue = SqsOrderQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url);
-    Runtime::new(forward::service(queue))
+    // The batch response (which record the stream resumes at) as `## handler` metadata.
+    let service = tower::ServiceBuilder::new()
+        .layer(middleware::xray::CaptureLayer::from_env())
+        .service(forward::service(queue));
+    Runtime::new(service)
         .layer(powertools)
         .run()
         .await

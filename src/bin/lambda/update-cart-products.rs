@@ -20,6 +20,9 @@ async fn main() -> Result<(), Error> {
     let var = |name: &str| std::env::var(name).ok();
     let records = IdempotencyConfig::single_table(&table, complete::IDEMPOTENCY_PREFIX, var);
     let idempotency = Idempotency::new(store.client().clone(), records);
-    let service = Completer::new(store, idempotency).service();
+    // The batch response (the failed message ids) as `## handler` metadata.
+    let service = tower::ServiceBuilder::new()
+        .layer(middleware::xray::CaptureLayer::from_env())
+        .service(Completer::new(store, idempotency).service());
     Runtime::new(service).layer(powertools).run().await
 }
