@@ -31,6 +31,36 @@ pub static CATALOGUE: [&Metric; 7] = [
     &BATCH_ITEM_FAILURES,
 ];
 
+/// The metrics the pipeline functions write: under both [`DIMENSION_SETS`].
+pub static BY_FUNCTION: [&Metric; 5] = [
+    &ORDERS_FORWARDED,
+    &ORDERS_COMPLETED,
+    &ORDER_MESSAGES_REPLAYED,
+    &ORDER_MESSAGES_IN_FLIGHT,
+    &BATCH_ITEM_FAILURES,
+];
+
+/// The dimension sets the service writes its metrics under, each as CloudWatch stores
+/// it (dashboards and alarms name one exactly): every function writes `service`; the
+/// pipeline functions also write `service, function_name` ([`by_function`]), so a
+/// metric both of them write, `BatchItemFailures`, reads per function as well as in
+/// total. Each set is a metric of its own to CloudWatch (billed per metric and month).
+pub static DIMENSION_SETS: [&[&str]; 2] = [&["service"], &["service", "function_name"]];
+
+/// Adds the per-function dimension set ([`DIMENSION_SETS`]) to the current
+/// invocation's metrics; the pipeline functions call it as each invocation starts.
+pub fn by_function() {
+    let Some(function) = middleware::metrics::function_name() else {
+        return;
+    };
+    if let Err(error) = middleware::metrics::add_dimension_set(&[("function_name", &function)]) {
+        tracing::warn!(
+            error = &error as &dyn std::error::Error,
+            "metrics are not split by function"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

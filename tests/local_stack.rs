@@ -151,6 +151,26 @@ async fn an_order_placed_through_the_gateway_is_processed_and_nothing_outlives_t
             "EcommerceApi"
         );
         assert_eq!(emf[metric], 1.0);
+        // ... in total and per function, as `src/metrics.rs` declares (the dashboard
+        // and alarms are checked against that declaration).
+        let sets: Vec<Vec<&str>> = emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|set| {
+                set.as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect()
+            })
+            .collect();
+        let declared: Vec<Vec<&str>> = ecommerce_api::metrics::DIMENSION_SETS
+            .iter()
+            .map(|set| set.to_vec())
+            .collect();
+        assert_eq!(sets, declared, "{function}'s blob");
+        assert_eq!(emf["function_name"], function);
     }
 
     // X-Ray: the consumer's record, annotated with the order id, is in the producer's

@@ -104,13 +104,27 @@ struct Stack {
     namespace: String,
     service: String,
     catalogue: BTreeSet<&'static str>,
+    /// The metrics the pipeline functions write, also per function.
+    by_function: BTreeSet<&'static str>,
+    /// The functions' metrics settings, read from the template's environment by the
+    /// code's own reader (namespace, default dimensions, the cold start's name).
+    metrics: middleware::metrics::MetricsConfig,
 }
 
 impl Stack {
     fn load() -> Self {
         let root = yaml("template.yaml");
         let env = &root["Globals"]["Function"]["Environment"]["Variables"];
+        let metrics = middleware::metrics::MetricsConfig::from_lookup(|name| {
+            env[name].as_str().map(str::to_owned)
+        })
+        .unwrap();
         Self {
+            metrics,
+            by_function: ecommerce_api::metrics::BY_FUNCTION
+                .iter()
+                .map(|m| m.name)
+                .collect(),
             namespace: env["POWERTOOLS_METRICS_NAMESPACE"]
                 .as_str()
                 .unwrap()
@@ -149,6 +163,11 @@ impl Stack {
     /// Checks that a dimension's value names the resource the dimension is about.
     fn dimension_value(&self, key: &str, value: &Value) -> Result<(), String> {
         match key {
+            // POWERTOOLS_METRICS_FUNCTION_NAME, when set, names every function the same.
+            "function_name" if self.metrics.function_name.is_some() => (value.as_str()
+                == self.metrics.function_name.as_deref())
+            .then_some(())
+            .ok_or_else(|| format!("{value:?} is not POWERTOOLS_METRICS_FUNCTION_NAME")),
             "FunctionName" | "function_name" => self.refers_to(value, "AWS::Serverless::Function"),
             "TableName" => self.refers_to(value, "AWS::DynamoDB::Table"),
             "QueueName" => match intrinsic(value) {
@@ -181,25 +200,46 @@ impl Stack {
             dimensions,
         } = metric;
         let keys: BTreeSet<&str> = dimensions.keys().map(String::as_str).collect();
-        let expected: BTreeSet<&str> = if *namespace == self.namespace {
+        // The dimension sets the code writes this metric under: CloudWatch matches the
+        // exact set, so a subset or a superset shows no data.
+        let written: Vec<BTreeSet<&str>> = if *namespace == self.namespace {
+            let defaults = self
+                .metrics
+                .default_dimensions
+                .iter()
+                .map(|(n, _)| n.as_str());
             if name == middleware::metrics::COLD_START.name {
-                ["function_name", "service"].into()
+                vec![
+                    ["function_name", "service"]
+                        .into_iter()
+                        .chain(defaults)
+                        .collect(),
+                ]
             } else {
                 assert!(
                     self.catalogue.contains(name.as_str()),
                     "{at}: {namespace}/{name} is not in src/metrics.rs"
                 );
-                ["service"].into()
+                let by_function = self.by_function.contains(name.as_str());
+                ecommerce_api::metrics::DIMENSION_SETS
+                    .iter()
+                    .filter(|set| by_function || !set.contains(&"function_name"))
+                    .map(|set| set.iter().copied().chain(defaults.clone()).collect())
+                    .collect()
             }
         } else {
-            aws_metric(namespace, name)
-                .unwrap_or_else(|| panic!("{at}: AWS does not publish {namespace}/{name}"))
-                .iter()
-                .copied()
-                .collect()
+            vec![
+                aws_metric(namespace, name)
+                    .unwrap_or_else(|| panic!("{at}: AWS does not publish {namespace}/{name}"))
+                    .iter()
+                    .copied()
+                    .collect(),
+            ]
         };
-        // CloudWatch matches the exact dimension set: a subset shows no data.
-        assert_eq!(keys, expected, "{at}: {namespace}/{name} dimensions");
+        assert!(
+            written.contains(&keys),
+            "{at}: {namespace}/{name} dimensions {keys:?}, written as {written:?}"
+        );
         for (key, value) in dimensions {
             if let Err(e) = self.dimension_value(key, value) {
                 panic!("{at}: {namespace}/{name} {key}: {e}");
@@ -653,10 +693,13 @@ fn every_logs_insights_widget_reads_the_stacks_log_groups_and_fields_they_carry(
                 function_logs != access_logs,
                 "{at}: reads one kind of log group (functions or API access)"
             );
+            // Lambda's own records are read only where the query picks them out.
+            let reads_reports = function_logs && query.contains("filter type = 'platform.report'");
             for field in query_fields(query) {
                 let known = field.starts_with('@')
                     || if function_logs {
                         middleware::logging::KEYS.contains(&field.as_str())
+                            || (reads_reports && PLATFORM_REPORT_FIELDS.contains(&field.as_str()))
                     } else {
                         access_fields.contains(field.as_str())
                     };
@@ -665,6 +708,57 @@ fn every_logs_insights_widget_reads_the_stacks_log_groups_and_fields_they_carry(
         }
     }
     assert!(widgets >= 2, "only {widgets} Logs Insights widgets");
+}
+
+/// The fields of Lambda's own `platform.report` record in the JSON log format: one per
+/// invocation, at INFO, with `initDurationMs` on a cold start only (AWS Lambda
+/// Developer Guide, "Telemetry API `Event` schema reference" / JSON system logs).
+const PLATFORM_REPORT_FIELDS: [&str; 8] = [
+    "type",
+    "record.requestId",
+    "record.status",
+    "record.metrics.durationMs",
+    "record.metrics.billedDurationMs",
+    "record.metrics.memorySizeMB",
+    "record.metrics.maxMemoryUsedMB",
+    "record.metrics.initDurationMs",
+];
+
+/// Every function's `SystemLogLevel` (its own, else the Globals').
+fn system_log_levels(stack: &Stack) -> Vec<(String, String)> {
+    let global = &stack.root["Globals"]["Function"]["LoggingConfig"]["SystemLogLevel"];
+    resources_of_type(&stack.root, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(id, function)| {
+            let own = &function["Properties"]["LoggingConfig"]["SystemLogLevel"];
+            let level = own.as_str().or(global.as_str()).unwrap_or("INFO");
+            (id.to_owned(), level.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn lambdas_report_records_are_kept_for_the_dashboard() {
+    let stack = Stack::load();
+    let report_widgets = Dashboard::all(&stack)
+        .iter()
+        .flat_map(|d| d.widgets().to_vec())
+        .filter(|w| {
+            w["properties"]["query"]
+                .as_str()
+                .is_some_and(|q| q.contains("filter type = 'platform.report'"))
+        })
+        .count();
+    assert_eq!(report_widgets, 1, "one widget reads the REPORT records");
+    let levels = system_log_levels(&stack);
+    assert_eq!(levels.len(), 3);
+    for (function, level) in levels {
+        // platform.report is written at INFO: WARN or ERROR drops it.
+        assert!(
+            ["INFO", "DEBUG"].contains(&level.as_str()),
+            "{function}: SystemLogLevel {level} drops Lambda's REPORT records"
+        );
+    }
 }
 
 fn resolve_ref(id: &str) -> Value {

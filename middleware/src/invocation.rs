@@ -111,6 +111,29 @@ impl PowertoolsLayer {
             context: ContextLayer::new(),
         }
     }
+
+    /// The layer with a default dimension on every metric of every invocation
+    /// (Powertools' `set_default_dimensions`): call it in `main`, before the runtime
+    /// starts. No-op with metrics off.
+    ///
+    /// # Errors
+    /// [`crate::metrics::DimensionError`] for an empty name or value, or beyond the
+    /// limit.
+    pub fn with_default_dimension(
+        self,
+        name: &str,
+        value: &str,
+    ) -> Result<Self, crate::metrics::DimensionError> {
+        let mut settings = (*self.settings).clone();
+        if let Some(metrics) = settings.metrics.take() {
+            let metrics = (*metrics).clone().with_default_dimension(name, value)?;
+            settings.metrics = Some(Arc::new(metrics));
+        }
+        Ok(Self {
+            settings: Arc::new(settings),
+            ..self
+        })
+    }
 }
 
 /// What the timeout guard makes of the inner service, when on.

@@ -115,6 +115,13 @@ pub struct MetricsConfig {
     pub disabled: bool,
     /// Where blobs go.
     pub sink: Sink,
+    /// The `function_name` of the `ColdStart` metric, instead of the function's own
+    /// (`POWERTOOLS_METRICS_FUNCTION_NAME`).
+    pub function_name: Option<String>,
+    /// Dimensions on every metric of every invocation of the process, in every
+    /// dimension set and on `ColdStart` (Powertools' default dimensions). Set them with
+    /// [`MetricsConfig::with_default_dimension`], once, before the first invocation.
+    pub default_dimensions: Vec<(String, String)>,
 }
 
 /// `POWERTOOLS_METRICS_NAMESPACE` is missing while metrics are enabled.
@@ -141,7 +148,27 @@ impl MetricsConfig {
                 .unwrap_or_else(|| "service_undefined".to_owned()),
             disabled,
             sink: Sink::Stdout,
+            function_name: var("POWERTOOLS_METRICS_FUNCTION_NAME").filter(|n| !n.is_empty()),
+            default_dimensions: Vec::new(),
         })
+    }
+
+    /// This configuration with a default dimension added (or its value replaced).
+    ///
+    /// # Errors
+    /// [`DimensionError`] for an empty name or value, or beyond the limit.
+    pub fn with_default_dimension(
+        mut self,
+        name: &str,
+        value: &str,
+    ) -> Result<Self, DimensionError> {
+        set_dimension(
+            &mut self.default_dimensions,
+            name,
+            value,
+            MAX_USER_DIMENSIONS,
+        )?;
+        Ok(self)
     }
 
     /// Reads the Powertools variables from the environment.
@@ -162,6 +189,31 @@ pub enum DimensionError {
     /// Empty name or value.
     #[error("dimension names and values must not be empty")]
     Empty,
+    /// A dimension already has another value in this invocation's metrics: a blob
+    /// holds one value per dimension name.
+    #[error("dimension {0} already has another value in this blob")]
+    Conflict(String),
+}
+
+/// Adds `name = value` to `dimensions`, or replaces its value; at most `limit`.
+fn set_dimension(
+    dimensions: &mut Vec<(String, String)>,
+    name: &str,
+    value: &str,
+    limit: usize,
+) -> Result<(), DimensionError> {
+    if name.is_empty() || value.is_empty() {
+        return Err(DimensionError::Empty);
+    }
+    if let Some(existing) = dimensions.iter_mut().find(|(n, _)| n == name) {
+        existing.1 = value.to_owned();
+        return Ok(());
+    }
+    if dimensions.len() >= limit {
+        return Err(DimensionError::TooMany);
+    }
+    dimensions.push((name.to_owned(), value.to_owned()));
+    Ok(())
 }
 
 /// The metrics of one invocation.
@@ -169,6 +221,9 @@ pub enum DimensionError {
 pub struct Recorder {
     config: Arc<MetricsConfig>,
     dimensions: Vec<(String, String)>,
+    /// More dimension sets, each written beside the first (`service`, the default
+    /// dimensions and [`Recorder::add_dimension`]'s).
+    dimension_sets: Vec<Vec<(String, String)>>,
     values: BTreeMap<&'static str, (Metric, Vec<f64>)>,
 }
 
@@ -182,6 +237,7 @@ impl Recorder {
         Self {
             config,
             dimensions: Vec::new(),
+            dimension_sets: Vec::new(),
             values: BTreeMap::new(),
         }
     }
@@ -209,20 +265,65 @@ impl Recorder {
     /// Adds a dimension to every metric of this invocation.
     ///
     /// # Errors
-    /// [`DimensionError`] beyond the limit or for an empty name or value.
+    /// [`DimensionError`] beyond the limit, for an empty name or value, or for a name
+    /// another dimension set gives another value.
     pub fn add_dimension(&mut self, name: &str, value: &str) -> Result<(), DimensionError> {
-        if name.is_empty() || value.is_empty() {
-            return Err(DimensionError::Empty);
+        self.check_conflict(name, value)?;
+        let limit = MAX_USER_DIMENSIONS.saturating_sub(self.config.default_dimensions.len());
+        set_dimension(&mut self.dimensions, name, value, limit)
+    }
+
+    /// Writes every metric of this invocation under one more dimension set as well:
+    /// `service`, the default dimensions and `dimensions` (Powertools TypeScript's
+    /// `addDimensions`). CloudWatch stores each metric once per set, so a metric can be
+    /// read in total and, for example, per function.
+    ///
+    /// # Errors
+    /// [`DimensionError`] beyond the limit, for an empty name or value, or for a name
+    /// another set gives another value (a blob holds one value per name).
+    pub fn add_dimension_set(&mut self, dimensions: &[(&str, &str)]) -> Result<(), DimensionError> {
+        let limit = MAX_USER_DIMENSIONS.saturating_sub(self.config.default_dimensions.len());
+        let mut set = Vec::with_capacity(dimensions.len());
+        for (name, value) in dimensions {
+            self.check_conflict(name, value)?;
+            set_dimension(&mut set, name, value, limit)?;
         }
-        if let Some(existing) = self.dimensions.iter_mut().find(|(n, _)| n == name) {
-            existing.1 = value.to_owned();
-            return Ok(());
+        if !self.dimension_sets.contains(&set) {
+            self.dimension_sets.push(set);
         }
-        if self.dimensions.len() >= MAX_USER_DIMENSIONS {
-            return Err(DimensionError::TooMany);
-        }
-        self.dimensions.push((name.to_owned(), value.to_owned()));
         Ok(())
+    }
+
+    /// Refuses a value for `name` that differs from the one the blob already has.
+    fn check_conflict(&self, name: &str, value: &str) -> Result<(), DimensionError> {
+        let taken = std::iter::once(&self.config.default_dimensions)
+            .chain(&self.dimension_sets)
+            .flatten()
+            .any(|(n, v)| n == name && v != value);
+        if taken || (name == "service" && value != self.config.service) {
+            return Err(DimensionError::Conflict(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The blob's dimension sets, each led by `service` and the default dimensions.
+    fn dimension_names(&self) -> Vec<Value> {
+        let lead = std::iter::once("service").chain(
+            self.config
+                .default_dimensions
+                .iter()
+                .map(|(n, _)| n.as_str()),
+        );
+        std::iter::once(&self.dimensions)
+            .chain(&self.dimension_sets)
+            .map(|set| {
+                json!(
+                    lead.clone()
+                        .chain(set.iter().map(|(n, _)| n.as_str()))
+                        .collect::<Vec<_>>()
+                )
+            })
+            .collect()
     }
 
     /// Writes what was recorded (nothing if nothing was) and starts over.
@@ -231,11 +332,15 @@ impl Recorder {
             self.values.clear();
             return;
         }
-        let mut names = vec![json!("service")];
         let mut blob = Map::new();
         blob.insert("service".to_owned(), json!(self.config.service));
-        for (name, value) in &self.dimensions {
-            names.push(json!(name));
+        for (name, value) in self
+            .config
+            .default_dimensions
+            .iter()
+            .chain(&self.dimensions)
+            .chain(self.dimension_sets.iter().flatten())
+        {
             blob.insert(name.clone(), json!(value));
         }
         let mut definitions = Vec::with_capacity(self.values.len());
@@ -258,7 +363,7 @@ impl Recorder {
                 "Timestamp": now_ms(),
                 "CloudWatchMetrics": [{
                     "Namespace": self.config.namespace,
-                    "Dimensions": [names],
+                    "Dimensions": self.dimension_names(),
                     "Metrics": definitions,
                 }],
             }),
@@ -268,25 +373,40 @@ impl Recorder {
             .write_line(&Value::Object(blob).to_string());
     }
 
-    /// Writes the `ColdStart` blob: its own dimensions, `function_name` and `service`.
+    /// Writes the `ColdStart` blob: its own dimensions, `function_name` (the
+    /// configured one, else `function_name`), `service` and the default dimensions.
     pub fn cold_start(&self, function_name: &str) {
         if self.config.disabled {
             return;
         }
-        let blob = json!({
-            "_aws": {
+        let function_name = self
+            .config
+            .function_name
+            .as_deref()
+            .unwrap_or(function_name);
+        let mut names = vec!["function_name", "service"];
+        let mut blob = Map::new();
+        for (name, value) in &self.config.default_dimensions {
+            names.push(name);
+            blob.insert(name.clone(), json!(value));
+        }
+        blob.insert("function_name".to_owned(), json!(function_name));
+        blob.insert("service".to_owned(), json!(self.config.service));
+        blob.insert(COLD_START.name.to_owned(), json!(1.0));
+        blob.insert(
+            "_aws".to_owned(),
+            json!({
                 "Timestamp": now_ms(),
                 "CloudWatchMetrics": [{
                     "Namespace": self.config.namespace,
-                    "Dimensions": [["function_name", "service"]],
+                    "Dimensions": [names],
                     "Metrics": [{ "Name": COLD_START.name, "Unit": COLD_START.unit.as_str() }],
                 }],
-            },
-            "function_name": function_name,
-            "service": self.config.service,
-            COLD_START.name: 1.0,
-        });
-        self.config.sink.write_line(&blob.to_string());
+            }),
+        );
+        self.config
+            .sink
+            .write_line(&Value::Object(blob).to_string());
     }
 }
 
@@ -422,6 +542,23 @@ pub fn add_dimension(name: &str, value: &str) -> Result<(), DimensionError> {
     with_recorder(|recorder| recorder.add_dimension(name, value)).unwrap_or(Ok(()))
 }
 
+/// The `function_name` dimension's value in the current invocation: the configured one
+/// (`POWERTOOLS_METRICS_FUNCTION_NAME`), else the function's own; `None` outside an
+/// invocation with metrics on.
+pub fn function_name() -> Option<String> {
+    let configured = with_recorder(|recorder| recorder.config.function_name.clone()).flatten();
+    configured.or_else(|| crate::context::with_current(|c| c.function_name.clone()))
+}
+
+/// Writes the current invocation's metrics under one more dimension set as well (no-op
+/// outside one); see [`Recorder::add_dimension_set`].
+///
+/// # Errors
+/// [`DimensionError`] beyond the limit, for an empty name or value, or a conflict.
+pub fn add_dimension_set(dimensions: &[(&str, &str)]) -> Result<(), DimensionError> {
+    with_recorder(|recorder| recorder.add_dimension_set(dimensions)).unwrap_or(Ok(()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +574,8 @@ mod tests {
             service: "orders".into(),
             disabled: false,
             sink: Sink::Buffer(Arc::clone(&buffer)),
+            function_name: None,
+            default_dimensions: Vec::new(),
         };
         (Recorder::new(Arc::new(config)), buffer)
     }
@@ -549,6 +688,86 @@ mod tests {
         );
         assert_eq!(b["ColdStart"], json!(1.0));
         assert_eq!(b["function_name"], "orders-api");
+    }
+
+    #[test]
+    fn dimension_sets_share_one_blob_each_led_by_service_and_the_default_dimensions() {
+        let (mut r, buffer) = recorder();
+        r.config = Arc::new(
+            (*r.config)
+                .clone()
+                .with_default_dimension("environment", "prod")
+                .unwrap(),
+        );
+        r.add_dimension("operation", "place").unwrap();
+        r.add_dimension_set(&[("function_name", "update-cart-products")])
+            .unwrap();
+        // The same set twice is written once.
+        r.add_dimension_set(&[("function_name", "update-cart-products")])
+            .unwrap();
+        assert_eq!(
+            r.add_dimension_set(&[("function_name", "another")]),
+            Err(DimensionError::Conflict("function_name".into()))
+        );
+        assert_eq!(
+            r.add_dimension("environment", "dev"),
+            Err(DimensionError::Conflict("environment".into()))
+        );
+        r.add(&PLACED, 1.0);
+        r.flush();
+        let b = &blobs(&buffer)[0];
+        assert_eq!(
+            b["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([
+                ["service", "environment", "operation"],
+                ["service", "environment", "function_name"]
+            ])
+        );
+        assert_eq!(
+            (&b["environment"], &b["operation"], &b["function_name"]),
+            (
+                &json!("prod"),
+                &json!("place"),
+                &json!("update-cart-products")
+            )
+        );
+        // Default dimensions are the process's: the next invocation's blob has them
+        // too, and none of this one's.
+        let mut next = Recorder::new(Arc::clone(&r.config));
+        next.add(&PLACED, 1.0);
+        next.flush();
+        let b = &blobs(&buffer)[1];
+        assert_eq!(
+            b["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["service", "environment"]])
+        );
+        assert!(b.get("function_name").is_none());
+        // ... and the cold-start blob has them.
+        next.cold_start("orders-api");
+        let b = &blobs(&buffer)[2];
+        assert_eq!(
+            b["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["function_name", "service", "environment"]])
+        );
+        assert_eq!(b["environment"], "prod");
+    }
+
+    #[test]
+    fn the_cold_start_function_name_can_be_set() {
+        let config = MetricsConfig::from_lookup(|name| match name {
+            "POWERTOOLS_METRICS_NAMESPACE" => Some("Shop".into()),
+            "POWERTOOLS_METRICS_FUNCTION_NAME" => Some("orders".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.function_name.as_deref(), Some("orders"));
+        let (r, buffer) = recorder();
+        let r = Recorder::new(Arc::new(MetricsConfig {
+            function_name: config.function_name,
+            ..(*r.config).clone()
+        }));
+        r.cold_start("orders-api-Xy12AbC");
+        assert_eq!(blobs(&buffer)[0]["function_name"], "orders");
     }
 
     #[test]

@@ -31,6 +31,8 @@ fn invocations_get_their_own_context_metrics_and_debug_buffer() {
         namespace: "Shop".into(),
         service: "orders".into(),
         disabled: false,
+        function_name: None,
+        default_dimensions: Vec::new(),
         sink: metric_sink,
     };
     let settings = Settings {

@@ -70,6 +70,8 @@ fn the_metrics_layer_writes_the_cold_start_and_flushes_even_a_failed_or_cancelle
         namespace: "Shop".into(),
         service: "orders".into(),
         disabled: false,
+        function_name: None,
+        default_dimensions: Vec::new(),
         sink,
     });
     let mut service = ServiceBuilder::new()

@@ -210,7 +210,7 @@ impl Completer {
     /// `update-cart-products` as one value: the batch layer, the parse filter (a bad
     /// message fails alone), correlation, settle, the transactional idempotency layer
     /// and the planner (see the module docs), with the batch's failures
-    /// counted. The binary runs this; [`Self::complete_orders`] calls it.
+    /// counted and its metrics also written per function. The binary runs this; [`Self::complete_orders`] calls it.
     pub fn service(
         &self,
     ) -> impl tower::Service<
@@ -221,6 +221,10 @@ impl Completer {
     > + Clone
     + use<> {
         tower::ServiceBuilder::new()
+            .map_request(|event| {
+                crate::metrics::by_function();
+                event
+            })
             .map_response(count_failures)
             .layer(SqsBatchLayer::new())
             .map_response(drop)

@@ -86,6 +86,7 @@ pub fn service<Q: OrderQueue + Clone + Send + Sync + 'static>(
 > + Clone {
     tower::service_fn(move |event: lambda_runtime::LambdaEvent<Box<RawValue>>| {
         let queue = queue.clone();
+        crate::metrics::by_function();
         async move { forward_orders(&queue, &event.payload).await }
     })
 }

@@ -20,8 +20,5 @@ async fn main() -> Result<(), Error> {
     let service = tower::ServiceBuilder::new()
         .layer(middleware::xray::CaptureLayer::from_env())
         .service(forward::service(queue));
-    Runtime::new(service)
-        .layer(powertools)
-        .run()
-        .await
+    Runtime::new(service).layer(powertools).run().await
 }
