@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value as Json;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,7 +17,7 @@ fn workspace() -> &'static Path {
 
 fn yaml(path: &str) -> Value {
     let text = std::fs::read_to_string(workspace().join(path)).unwrap();
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// `(tag without '!', value)` of an intrinsic such as `!Ref X`.
@@ -762,5 +762,5 @@ fn lambdas_report_records_are_kept_for_the_dashboard() {
 }
 
 fn resolve_ref(id: &str) -> Value {
-    serde_yaml::from_str(&format!("!Ref {id}")).unwrap()
+    serde_norway::from_str(&format!("!Ref {id}")).unwrap()
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -203,7 +203,7 @@ fn written_skips() -> Vec<(String, String, String)> {
     let mut skips = Vec::new();
     for path in templates() {
         let template: Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         for (id, resource) in template["Resources"].as_mapping().unwrap() {
             for skip in resource["Metadata"]["checkov"]["skip"]
                 .as_sequence()

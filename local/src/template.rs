@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_yaml::Value as Yaml;
+use serde_norway::Value as Yaml;
 
 /// Why the template could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,7 @@ pub enum TemplateError {
     },
     /// The file is not YAML.
     #[error("template is not valid YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] serde_norway::Error),
     /// The template lacks something the stack needs, or uses a form it cannot read.
     #[error("template: {0}")]
     Unsupported(String),
@@ -193,7 +193,7 @@ impl StackSpec {
     /// # Errors
     /// [`TemplateError`] naming the problem.
     pub fn from_yaml(text: &str) -> Result<Self, TemplateError> {
-        let doc: Yaml = serde_yaml::from_str(text)?;
+        let doc: Yaml = serde_norway::from_str(text)?;
         Reader::new(&doc)?.stack()
     }
 
@@ -209,7 +209,7 @@ impl StackSpec {
 }
 
 struct Reader<'a> {
-    resources: &'a serde_yaml::Mapping,
+    resources: &'a serde_norway::Mapping,
     globals: Option<&'a Yaml>,
     parameters: BTreeMap<String, String>,
 }

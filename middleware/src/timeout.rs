@@ -178,19 +178,20 @@ fn timed_out(margin: Duration) {
 /// first use (most processes never need it).
 #[derive(Debug, Default)]
 struct RuntimeApi {
-    client: std::sync::OnceLock<Option<lambda_runtime_api_client::Client>>,
+    client: std::sync::OnceLock<Option<lambda_runtime_api_client::PooledClient>>,
 }
 
 impl RuntimeApi {
-    fn client(&self) -> Option<&lambda_runtime_api_client::Client> {
+    fn client(&self) -> Option<&lambda_runtime_api_client::PooledClient> {
         self.client
             .get_or_init(|| {
                 let api = std::env::var("AWS_LAMBDA_RUNTIME_API").ok()?;
                 let uri = format!("http://{api}").parse().ok()?;
-                lambda_runtime_api_client::Client::builder()
-                    .with_endpoint(uri)
-                    .build()
-                    .ok()
+                Some(
+                    lambda_runtime_api_client::PooledClient::builder()
+                        .with_endpoint(uri)
+                        .build(),
+                )
             })
             .as_ref()
     }
