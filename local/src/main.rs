@@ -178,9 +178,18 @@ async fn up(mut options: StackOptions, port: u16, api_key: String) -> Result<(),
     options.api_port = port;
     options.api_key = api_key;
     let pid_file = pid_file(&options);
+    let lambda_env = options.state_dir.join("lambda.env");
     local::logging::init(&options.state_dir.join("logs"))?;
     let stack = Stack::start(options).await.map_err(|e| e.to_string())?;
     std::fs::write(&pid_file, std::process::id().to_string()).map_err(|e| e.to_string())?;
+    // For `cargo lambda watch --env-file .local/lambda.env`: the functions it runs then
+    // reach this stack's emulator, table and queue.
+    let variables = stack.lambda_environment().map_err(|e| e.to_string())?;
+    let text: String = variables
+        .iter()
+        .map(|(name, value)| format!("{name}={value}\n"))
+        .collect();
+    std::fs::write(&lambda_env, text).map_err(|e| format!("{}: {e}", lambda_env.display()))?;
     println!("local: stack is up");
     println!(
         "  API        {}   (header x-api-key: {})",
@@ -192,6 +201,10 @@ async fn up(mut options: StackOptions, port: u16, api_key: String) -> Result<(),
         println!("  queue      {id}: {}", queue.url);
     }
     println!("  logs       {}/<function>.log", stack.logs().display());
+    println!(
+        "  functions  cargo lambda watch --env-file {}",
+        lambda_env.display()
+    );
     println!(
         "  try        curl -s -X POST -H 'x-api-key: {}' {}/loadProducts",
         stack.api_key(),

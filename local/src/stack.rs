@@ -413,6 +413,30 @@ impl Stack {
         &self.proxies
     }
 
+    /// The variables that point a function run outside the stack (by `cargo lambda
+    /// watch`) at this stack: every function's template variables, resolved, and the
+    /// emulator's endpoint with its credentials and region.
+    ///
+    /// # Errors
+    /// [`StackError::Config`] if a template variable cannot be resolved.
+    pub fn lambda_environment(&self) -> Result<BTreeMap<String, String>, StackError> {
+        let mut environment = BTreeMap::new();
+        for function in &self.spec.functions {
+            for (name, value) in &function.environment {
+                environment.insert(name.clone(), resolve(value, &self.spec, &self.resources)?);
+            }
+        }
+        if let Some(endpoint) = self.emulator_endpoint() {
+            environment.insert("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned());
+        }
+        if let Some(region) = self.sdk.region() {
+            environment.insert("AWS_REGION".to_owned(), region.to_string());
+        }
+        environment.insert("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned());
+        environment.insert("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned());
+        Ok(environment)
+    }
+
     /// The emulator's own endpoint (not through a proxy).
     pub fn emulator_endpoint(&self) -> Option<&str> {
         self.moto.as_ref().map(Moto::endpoint)

@@ -639,6 +639,23 @@ mod tests {
         assert!(seen.lock().unwrap().is_empty());
     }
 
+    /// `cargo lambda watch` sends its timeout (600 s) where Lambda sends the deadline's
+    /// epoch time: read as a time, it is long past, and every record was given up.
+    #[test]
+    fn a_deadline_that_is_a_duration_gives_no_record_up() {
+        use tower::ServiceExt as _;
+        let seen = std::sync::Arc::default();
+        let mut watch = lambda_runtime::Context::default();
+        watch.deadline = 600_000;
+        let event = lambda_runtime::LambdaEvent::new(
+            raw(r#"{"Records":[{"messageId":"1","body":"ok"},{"messageId":"2","body":"ok"}]}"#),
+            watch,
+        );
+        let response = run(layered(&seen).oneshot(event)).unwrap();
+        assert!(failed_ids(&response).is_empty());
+        assert_eq!(*seen.lock().unwrap(), ["ok", "ok"]);
+    }
+
     #[test]
     fn the_batch_layer_refuses_an_event_that_is_not_a_batch() {
         use tower::ServiceExt as _;

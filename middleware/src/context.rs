@@ -34,7 +34,8 @@ pub struct LambdaContext {
     pub function_memory_size: i32,
     /// The `Root=` part of the X-Ray trace header, if traced.
     pub xray_trace_id: Option<String>,
-    /// The invocation's deadline, in epoch milliseconds.
+    /// The invocation's deadline, in epoch milliseconds; 0 when the invocation has
+    /// none that is a point in time ([`deadline_ms`]).
     pub deadline_ms: u64,
     /// First invocation of this process.
     pub cold_start: bool,
@@ -59,7 +60,7 @@ impl LambdaContext {
             function_name: context.env_config.function_name.clone(),
             function_memory_size: context.env_config.memory,
             xray_trace_id,
-            deadline_ms: context.deadline,
+            deadline_ms: deadline_ms(context.deadline),
             cold_start,
             record: Mutex::new(RecordSlot::default()),
         }
@@ -122,6 +123,21 @@ impl LambdaContext {
             (None, Some(record)) => Some(format!("record {record}")),
             (None, None) => None,
         }
+    }
+}
+
+/// The earliest deadline taken as a point in time (2001-09-09, 10^12 epoch ms).
+const EARLIEST_DEADLINE_MS: u64 = 1_000_000_000_000;
+
+/// An invocation's `Lambda-Runtime-Deadline-Ms` as epoch milliseconds, or 0 (no
+/// deadline) when it is not one. Lambda sends the epoch time of the deadline; `cargo
+/// lambda watch` sends the timeout itself (`600000`), which read as a time is long
+/// past, and every deadline-aware layer would give each record up before starting it.
+pub fn deadline_ms(header: u64) -> u64 {
+    if header < EARLIEST_DEADLINE_MS {
+        0
+    } else {
+        header
     }
 }
 
@@ -214,5 +230,18 @@ where
         // Current for the synchronous part of the call too, so lines there carry it.
         let inner = sync_scope(Arc::clone(&context), || self.inner.call(invocation));
         Box::pin(scope(context, inner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_that_is_not_a_point_in_time_is_none() {
+        assert_eq!(deadline_ms(1_796_442_183_467), 1_796_442_183_467);
+        // What `cargo lambda watch` sends: its 600 s timeout.
+        assert_eq!(deadline_ms(600_000), 0);
+        assert_eq!(deadline_ms(0), 0);
     }
 }

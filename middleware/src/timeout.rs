@@ -27,8 +27,8 @@
 //! The batch layer gives a record's work up 500 ms before the deadline
 //! ([`crate::batch::before_deadline`]), so in a batch function that path answers first
 //! and the guard is the backstop for work outside a record. An invocation that starts
-//! with less than the margin left (a deadline in the past, as some local emulators
-//! send) is not guarded.
+//! with less than the margin left, or with no deadline that is a point in time
+//! ([`crate::context::deadline_ms`]), is not guarded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,8 +125,10 @@ where
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         };
-        let left = Duration::from_millis(invocation.context.deadline)
-            .checked_sub(crate::clock::since_epoch())
+        let left = Some(context::deadline_ms(invocation.context.deadline))
+            .filter(|deadline| *deadline > 0)
+            .map(Duration::from_millis)
+            .and_then(|deadline| deadline.checked_sub(crate::clock::since_epoch()))
             .and_then(|left| left.checked_sub(self.margin));
         let work = self.inner.call(invocation);
         let Some(left) = left else {
