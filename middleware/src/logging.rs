@@ -18,7 +18,7 @@
 //! | `POWERTOOLS_SERVICE_NAME` | `service` | `service_undefined` |
 //! | `POWERTOOLS_LOGGER_SAMPLE_RATE` | share of invocations logged at DEBUG, decided per invocation | `0` |
 //! | `POWERTOOLS_LOGGER_LOG_EVENT` | log each event | `false` |
-//! | `MIDDLEWARE_LOG_BUFFER_MAX_BYTES` | per-invocation DEBUG buffer, written out when an ERROR is logged; `0` turns it off | `20480` |
+//! | `MIDDLEWARE_LOG_BUFFER_MAX_BYTES` | per-invocation DEBUG buffer, written out when an ERROR is logged; `0` turns it off. Powertools sets its buffer in code only (`LoggerBufferConfig.max_bytes`, the same 20 KiB default); this variable is the crate's own, hence not `POWERTOOLS_` | `20480` |
 //!
 //! Log bytes cost money ($0.50/GB ingested): DEBUG lines are kept in the buffer and
 //! written only when an error makes them worth reading. The buffer holds the
