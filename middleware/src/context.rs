@@ -167,6 +167,29 @@ pub fn sync_scope<R>(context: Arc<LambdaContext>, f: impl FnOnce() -> R) -> R {
     CURRENT.sync_scope(context, f)
 }
 
+/// What an invocation-level layer wraps: the runtime's own service, or another
+/// invocation-level layer's (`LambdaInvocation` in, `()` out once the response is
+/// sent). Implemented for every such service.
+pub trait InvocationService:
+    tower::Service<
+        lambda_runtime::LambdaInvocation,
+        Response = (),
+        Error = lambda_runtime::Error,
+        Future: Send + 'static,
+    >
+{
+}
+
+impl<S> InvocationService for S where
+    S: tower::Service<
+            lambda_runtime::LambdaInvocation,
+            Response = (),
+            Error = lambda_runtime::Error,
+            Future: Send + 'static,
+        >
+{
+}
+
 /// The boxed future of an invocation-level service.
 pub type InvocationFuture =
     std::pin::Pin<Box<dyn Future<Output = Result<(), lambda_runtime::Error>> + Send>>;
@@ -206,12 +229,7 @@ pub struct ContextService<S> {
 
 impl<S> tower::Service<lambda_runtime::LambdaInvocation> for ContextService<S>
 where
-    S: tower::Service<
-            lambda_runtime::LambdaInvocation,
-            Response = (),
-            Error = lambda_runtime::Error,
-        >,
-    S::Future: Send + 'static,
+    S: InvocationService,
 {
     type Response = ();
     type Error = lambda_runtime::Error;

@@ -253,12 +253,7 @@ pub struct LoggingService<S> {
 
 impl<S> tower::Service<lambda_runtime::LambdaInvocation> for LoggingService<S>
 where
-    S: tower::Service<
-            lambda_runtime::LambdaInvocation,
-            Response = (),
-            Error = lambda_runtime::Error,
-        >,
-    S::Future: Send + 'static,
+    S: context::InvocationService,
 {
     type Response = ();
     type Error = lambda_runtime::Error;

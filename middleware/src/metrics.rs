@@ -484,12 +484,7 @@ impl Drop for FlushOnDrop {
 
 impl<S> tower::Service<lambda_runtime::LambdaInvocation> for MetricsService<S>
 where
-    S: tower::Service<
-            lambda_runtime::LambdaInvocation,
-            Response = (),
-            Error = lambda_runtime::Error,
-        >,
-    S::Future: Send + 'static,
+    S: crate::context::InvocationService,
 {
     type Response = ();
     type Error = lambda_runtime::Error;

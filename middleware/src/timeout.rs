@@ -97,12 +97,7 @@ pub struct TimeoutGuard<S> {
 
 impl<S> tower::Service<lambda_runtime::LambdaInvocation> for TimeoutGuard<S>
 where
-    S: tower::Service<
-            lambda_runtime::LambdaInvocation,
-            Response = (),
-            Error = lambda_runtime::Error,
-        >,
-    S::Future: Send + 'static,
+    S: context::InvocationService,
 {
     type Response = ();
     type Error = lambda_runtime::Error;

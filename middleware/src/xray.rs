@@ -157,12 +157,7 @@ pub struct TracingService<S> {
 
 impl<S> tower::Service<lambda_runtime::LambdaInvocation> for TracingService<S>
 where
-    S: tower::Service<
-            lambda_runtime::LambdaInvocation,
-            Response = (),
-            Error = lambda_runtime::Error,
-        >,
-    S::Future: Send + 'static,
+    S: crate::context::InvocationService,
 {
     type Response = ();
     type Error = lambda_runtime::Error;

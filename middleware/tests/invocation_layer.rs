@@ -278,17 +278,7 @@ fn a_failure_line_carries_its_own_records_id_or_none() {
             sqs_record("c", r#"{"order_id":"order-C","fail":true}"#),
         ]});
         let raw = serde_json::value::RawValue::from_string(event.to_string()).unwrap();
-        // Disabled: the work runs every time, and no AWS call is made.
-        let idempotency = &middleware::idempotency::Idempotency::new(
-            aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::Config::builder()
-                    .behavior_version_latest()
-                    .build(),
-            ),
-            middleware::idempotency::IdempotencyConfig::single_table("t", "orders", |_| {
-                Some("true".to_owned())
-            }),
-        );
+        let idempotency = &support::disabled_idempotency();
         let response = middleware::batch::process_sqs(&raw, |message| async move {
             let order: Value = serde_json::from_str(message.body.as_deref().unwrap_or_default())
                 .map_err(|e| format!("body does not parse: {e}"))?;

@@ -182,17 +182,7 @@ fn batch_handler(
                 if fail_invocation {
                     return Err("the event is not a batch".to_owned());
                 }
-                // Disabled: the work runs every time, and no AWS call is made.
-                let idempotency = &middleware::idempotency::Idempotency::new(
-                    aws_sdk_dynamodb::Client::from_conf(
-                        aws_sdk_dynamodb::Config::builder()
-                            .behavior_version_latest()
-                            .build(),
-                    ),
-                    middleware::idempotency::IdempotencyConfig::single_table("t", "orders", |_| {
-                        Some("true".to_owned())
-                    }),
-                );
+                let idempotency = &support::disabled_idempotency();
                 middleware::batch::process_sqs(&event, |message| async move {
                     let body = message.body.unwrap_or_default();
                     if body == "bad" {

@@ -101,3 +101,20 @@ pub fn invoke_once<Sub, S>(
             .unwrap();
     });
 }
+
+/// Idempotency that is turned off (`POWERTOOLS_IDEMPOTENCY_DISABLED`): the work runs
+/// every time and no AWS call is made, but the key is still set on the record's lines
+/// and span. Records are prefixed `orders`.
+#[allow(dead_code, reason = "not every test binary uses it")]
+pub fn disabled_idempotency() -> middleware::idempotency::Idempotency {
+    middleware::idempotency::Idempotency::new(
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version_latest()
+                .build(),
+        ),
+        middleware::idempotency::IdempotencyConfig::single_table("t", "orders", |_| {
+            Some("true".to_owned())
+        }),
+    )
+}
