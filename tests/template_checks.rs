@@ -1,8 +1,13 @@
 //! Offline checks of every CloudFormation template the project deploys: cfn-lint,
 //! `sam validate --lint` and checkov, with the pinned tools `scripts/tools iac` installs
 //! (`$IAC_TOOLS`, else `.venv-iac/bin`). Each check is also run once on a template that
-//! must fail it, so a tool that silently checks nothing cannot pass.
+//! must fail it, so a tool that silently checks nothing cannot pass. And the check no
+//! linter makes: `ReportBatchItemFailures` on exactly the mappings whose functions answer
+//! with `batchItemFailures` ([`batch_failure_reporting`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "template_checks/batch_failure_reporting.rs"]
+mod batch_failure_reporting;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -8,7 +8,6 @@
 //! What a function answers is not declared anywhere that could drift: each function's
 //! real binary is run under the local Lambda Runtime API and sent a batch of the
 //! mapping's kind holding one malformed record, which fails without any AWS call.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,9 +18,7 @@ use local::template::{SqsMappingSpec, StackSpec};
 use serde_json::Value;
 use tokio::sync::watch;
 
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use super::workspace;
 
 /// The kinds of batch an event source mapping delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
