@@ -3,7 +3,9 @@
 //! Every line is one JSON object:
 //! `level, location, message, timestamp`, and inside an invocation
 //! `function_request_id, xray_trace_id, correlation_id` (and `sampling_rate` when
-//! sampling is on). What is constant for an execution environment (`service,
+//! sampling is on); inside a batch record, its lines other than INFO also carry
+//! `record_id` (the SQS message id) and `idempotency_key` (the record's id in the
+//! idempotency table), what a person needs to act on a failed record. What is constant for an execution environment (`service,
 //! cold_start, function_name, function_memory_size, function_arn`) is on the lines of
 //! its cold invocation only (and on lines outside an invocation, `service`): Powertools
 //! repeats it on every line, a third of each line's bytes, where the log stream already
@@ -542,11 +544,17 @@ impl PowertoolsLogLayer {
             if let Some(id) = record.correlation_id {
                 line.insert("correlation_id".into(), json!(id));
             }
-            if let Some(id) = record.record_id {
-                line.insert("record_id".into(), json!(id));
-            }
-            if let Some(key) = record.idempotency_key {
-                line.insert("idempotency_key".into(), json!(key));
+            // What a person acts on when a record goes wrong (redrive the message,
+            // clear the lease) is on the lines that say so: WARN and ERROR, and the
+            // DEBUG lines an error brings out. A success's INFO line has the order's
+            // id only: the two keys were two fifths of its bytes.
+            if *meta.level() != Level::INFO {
+                if let Some(id) = record.record_id {
+                    line.insert("record_id".into(), json!(id));
+                }
+                if let Some(key) = record.idempotency_key {
+                    line.insert("idempotency_key".into(), json!(key));
+                }
             }
             if log.sample_rate > 0.0 {
                 line.insert("sampling_rate".into(), json!(log.sample_rate));

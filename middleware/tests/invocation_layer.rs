@@ -289,6 +289,7 @@ fn a_failure_line_carries_its_own_records_id_or_none() {
             }
             idempotency
                 .run(&id, None, || async {
+                    tracing::warn!("a write was throttled; retried");
                     tracing::info!("order completed");
                     Ok::<(), String>(())
                 })
@@ -308,11 +309,17 @@ fn a_failure_line_carries_its_own_records_id_or_none() {
             .find(|l| l["message"] == message && id.is_none_or(|id| l["message_id"] == id))
             .unwrap_or_else(|| panic!("no line {message:?} in {logs:#?}"))
     };
-    let a = line("order completed", None);
+    let a = line("a write was throttled; retried", None);
     assert_eq!(a["correlation_id"], "order-A");
-    // A record's lines name the record and, inside idempotent work, its key.
+    // A record's warnings name the record and, inside idempotent work, its key ...
     assert_eq!(a["record_id"], "a");
     assert_eq!(a["idempotency_key"], "IDEMPOTENCY#orders#order-A");
+    // ... its successes only the order.
+    let completed = line("order completed", None);
+    assert_eq!(completed["correlation_id"], "order-A");
+    for key in ["record_id", "idempotency_key"] {
+        assert!(completed.get(key).is_none(), "{completed}");
+    }
     let b = line("SQS record failed", Some("b"));
     assert!(b.get("correlation_id").is_none(), "{b}");
     assert_eq!(b["record_id"], "b");
