@@ -5,11 +5,12 @@
 //! are lost with it, and the log says only `Task timed out`. [`TimeoutGuardLayer`]
 //! gives the invocation up a margin before its deadline instead:
 //!
-//! 1. a `WARN` line of kind `Timeout` names the work in progress (the correlation id
-//!    and the batch record's id are on it, from [`crate::context`]);
-//! 2. the work is cancelled: its future is dropped, which ends its open spans
+//! 1. the work is cancelled: its future is dropped, which ends its open spans
 //!    (`## record`, the AWS SDK calls in flight), and the X-Ray exporter sends them as
-//!    they end; the `## handler` span is marked as failed;
+//!    they end;
+//! 2. a `WARN` line of kind `Timeout` names the work that was in progress (the
+//!    correlation id and the batch record's id stay in [`crate::context`]), and the
+//!    `## handler` span is marked as failed;
 //! 3. the DEBUG buffer is written if an error was logged during the invocation;
 //! 4. the invocation's metrics are written (one EMF blob);
 //! 5. the invocation is reported as failed to the Runtime API (`errorType: Timeout`),
@@ -155,16 +156,17 @@ struct Report {
     invocation_id: Option<String>,
 }
 
-/// Writes out what the given-up invocation has: the warning line, the DEBUG buffer
-/// after an error, the metrics; marks the `## handler` span as failed.
+/// Writes out what the given-up invocation has, once its work is cancelled: the
+/// warning line, the DEBUG buffer after an error, the metrics; marks the `## handler`
+/// span as failed.
 fn timed_out(margin: Duration) {
     let margin_ms = u64::try_from(margin.as_millis()).unwrap_or(u64::MAX);
-    let correlation_id = context::with_current(context::LambdaContext::work_in_progress).flatten();
+    let work = context::with_current(context::LambdaContext::work_in_progress).flatten();
     crate::xray::mark_handler_failed();
     tracing::warn!(
         kind = "Timeout",
         margin_ms,
-        work_in_progress = correlation_id.as_deref().unwrap_or("none"),
+        work_in_progress = work.as_deref().unwrap_or("none"),
         "Timeout: the invocation was given up {margin_ms} ms before its deadline; its telemetry so far follows"
     );
     crate::logging::write_buffer_after_error();
