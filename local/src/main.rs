@@ -182,8 +182,10 @@ async fn up(mut options: StackOptions, port: u16, api_key: String) -> Result<(),
     local::logging::init(&options.state_dir.join("logs"))?;
     let stack = Stack::start(options).await.map_err(|e| e.to_string())?;
     std::fs::write(&pid_file, std::process::id().to_string()).map_err(|e| e.to_string())?;
-    // For `cargo lambda watch --env-file .local/lambda.env`: the functions it runs then
-    // reach this stack's emulator, table and queue.
+    // For `cargo lambda watch`: the functions it runs then reach this stack's emulator,
+    // table and queue. Through CARGO_LAMBDA_WATCH.ENV_FILE, not --env-file: cargo-lambda
+    // 1.9 re-reads Cargo.toml's [package.metadata.lambda.env] before each start of a
+    // function, without the command line's flags, and those defaults would win.
     let variables = stack.lambda_environment().map_err(|e| e.to_string())?;
     let text: String = variables
         .iter()
@@ -202,7 +204,7 @@ async fn up(mut options: StackOptions, port: u16, api_key: String) -> Result<(),
     }
     println!("  logs       {}/<function>.log", stack.logs().display());
     println!(
-        "  functions  cargo lambda watch --env-file {}",
+        "  functions  env CARGO_LAMBDA_WATCH.ENV_FILE={} cargo lambda watch",
         lambda_env.display()
     );
     println!(

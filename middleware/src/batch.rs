@@ -226,12 +226,9 @@ pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_milli
 /// Whether the current invocation is within [`DEADLINE_MARGIN`] of its deadline
 /// (`false` outside an invocation or without a deadline).
 pub fn near_deadline() -> bool {
-    crate::context::with_current(|context| context.deadline_ms)
-        .filter(|deadline| *deadline > 0)
-        .is_some_and(|deadline| {
-            let now = crate::clock::epoch_ms();
-            now + DEADLINE_MARGIN.as_millis() as u64 >= deadline
-        })
+    crate::context::with_current(|context| context.until_deadline(DEADLINE_MARGIN))
+        .flatten()
+        .is_some_and(|left| left.is_zero())
 }
 
 /// Work given up because the invocation's deadline was near.
@@ -254,17 +251,13 @@ pub struct OutOfTime;
 /// # Errors
 /// [`OutOfTime`] if the deadline margin was reached first.
 pub async fn before_deadline<F: Future>(work: F) -> Result<F::Output, OutOfTime> {
-    let deadline = crate::context::with_current(|context| context.deadline_ms).filter(|d| *d > 0);
-    let Some(deadline) = deadline else {
-        return Ok(work.await);
-    };
-    let now = crate::clock::epoch_ms();
-    let left = deadline
-        .saturating_sub(now)
-        .saturating_sub(DEADLINE_MARGIN.as_millis() as u64);
-    tokio::time::timeout(std::time::Duration::from_millis(left), work)
-        .await
-        .map_err(|_| OutOfTime)
+    match crate::context::with_current(|context| context.until_deadline(DEADLINE_MARGIN)).flatten()
+    {
+        None => Ok(work.await),
+        Some(left) => tokio::time::timeout(left, work)
+            .await
+            .map_err(|_| OutOfTime),
+    }
 }
 
 /// Lifts a service of one SQS message to the batch event Lambda delivers: the layer

@@ -68,22 +68,12 @@ impl LambdaContext {
 
     /// The correlation id of the work in progress, if one is set.
     pub fn correlation_id(&self) -> Option<String> {
-        self.record().correlation_id
+        self.with_record(|record| record.correlation_id.clone())
     }
 
     /// Sets (or, with `None`, clears) the correlation id.
     pub fn set_correlation_id(&self, id: Option<String>) {
         self.update_record(|record| record.correlation_id = id);
-    }
-
-    /// The id of the batch record in progress, if one is set.
-    pub fn record_id(&self) -> Option<String> {
-        self.record().record_id
-    }
-
-    /// The idempotency key of the work in progress, if one is set.
-    pub fn idempotency_key(&self) -> Option<String> {
-        self.record().idempotency_key
     }
 
     /// Sets the idempotency key of the work in progress.
@@ -103,9 +93,12 @@ impl LambdaContext {
         });
     }
 
-    /// A copy of the record slot.
-    pub fn record(&self) -> RecordSlot {
-        self.record.lock().map(|r| r.clone()).unwrap_or_default()
+    /// Runs `f` on the record slot, without copying it (every log line reads it).
+    pub fn with_record<R>(&self, f: impl FnOnce(&RecordSlot) -> R) -> R {
+        match self.record.lock() {
+            Ok(record) => f(&record),
+            Err(_) => f(&RecordSlot::default()),
+        }
     }
 
     fn update_record(&self, f: impl FnOnce(&mut RecordSlot)) {
@@ -117,12 +110,23 @@ impl LambdaContext {
     /// The work in progress as a person reads it: `order-1 (record m-1)`, `order-1`,
     /// `record m-1`, or `None`.
     pub fn work_in_progress(&self) -> Option<String> {
-        match (self.correlation_id(), self.record_id()) {
+        self.with_record(|record| match (&record.correlation_id, &record.record_id) {
             (Some(id), Some(record)) => Some(format!("{id} (record {record})")),
-            (Some(id), None) => Some(id),
+            (Some(id), None) => Some(id.clone()),
             (None, Some(record)) => Some(format!("record {record}")),
             (None, None) => None,
-        }
+        })
+    }
+
+    /// The time left until `margin` before the deadline (zero once that is past), or
+    /// `None` when the invocation has no deadline. What every deadline-aware layer
+    /// reads: the batch layer, the forwarder's rounds, the timeout guard.
+    pub fn until_deadline(&self, margin: std::time::Duration) -> Option<std::time::Duration> {
+        (self.deadline_ms > 0).then(|| {
+            std::time::Duration::from_millis(self.deadline_ms)
+                .saturating_sub(crate::clock::since_epoch())
+                .saturating_sub(margin)
+        })
     }
 }
 
@@ -254,6 +258,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_time_left_is_zero_past_the_margin_and_none_without_a_deadline() {
+        let mut lambda = lambda_runtime::Context::default();
+        let margin = std::time::Duration::from_millis(500);
+        lambda.deadline = crate::clock::epoch_ms() + 60_000;
+        let left = LambdaContext::new(&lambda, false).until_deadline(margin);
+        assert!(
+            left.is_some_and(|l| l > std::time::Duration::from_secs(50)),
+            "{left:?}"
+        );
+        lambda.deadline = crate::clock::epoch_ms() + 100;
+        let left = LambdaContext::new(&lambda, false).until_deadline(margin);
+        assert_eq!(left, Some(std::time::Duration::ZERO));
+        lambda.deadline = 600_000;
+        assert_eq!(
+            LambdaContext::new(&lambda, false).until_deadline(margin),
+            None
+        );
+    }
 
     #[test]
     fn a_deadline_that_is_not_a_point_in_time_is_none() {

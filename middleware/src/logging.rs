@@ -205,6 +205,16 @@ struct DebugBuffer {
     bytes: usize,
 }
 
+impl DebugBuffer {
+    /// Writes the buffered lines out, oldest first, and empties the buffer.
+    fn write_out(&mut self, sink: &Sink) {
+        for line in self.lines.drain(..) {
+            sink.write_line(&line);
+        }
+        self.bytes = 0;
+    }
+}
+
 impl InvocationLog {
     /// A fresh context; the sampling draw is made here, once per invocation.
     pub fn new(settings: &LogSettings, request_id: &str) -> Self {
@@ -333,10 +343,7 @@ pub fn write_buffer_after_error() {
             return;
         }
         if let Ok(mut buffer) = log.buffer.lock() {
-            for line in buffer.lines.drain(..) {
-                log.sink.write_line(&line);
-            }
-            buffer.bytes = 0;
+            buffer.write_out(&log.sink);
         }
     });
 }
@@ -540,22 +547,24 @@ impl PowertoolsLogLayer {
             if let Some(trace) = &state.xray_trace_id {
                 line.insert("xray_trace_id".into(), json!(trace));
             }
-            let record = state.record();
-            if let Some(id) = record.correlation_id {
-                line.insert("correlation_id".into(), json!(id));
-            }
             // What a person acts on when a record goes wrong (redrive the message,
             // clear the lease) is on the lines that say so: WARN and ERROR, and the
             // DEBUG lines an error brings out. A success's INFO line has the order's
             // id only: the two keys were two fifths of its bytes.
-            if *meta.level() != Level::INFO {
-                if let Some(id) = record.record_id {
-                    line.insert("record_id".into(), json!(id));
+            let record_keys = *meta.level() != Level::INFO;
+            state.with_record(|record| {
+                if let Some(id) = &record.correlation_id {
+                    line.insert("correlation_id".into(), json!(id));
                 }
-                if let Some(key) = record.idempotency_key {
-                    line.insert("idempotency_key".into(), json!(key));
+                if record_keys {
+                    if let Some(id) = &record.record_id {
+                        line.insert("record_id".into(), json!(id));
+                    }
+                    if let Some(key) = &record.idempotency_key {
+                        line.insert("idempotency_key".into(), json!(key));
+                    }
                 }
-            }
+            });
             if log.sample_rate > 0.0 {
                 line.insert("sampling_rate".into(), json!(log.sample_rate));
             }
@@ -620,10 +629,7 @@ impl PowertoolsLogLayer {
                 log.error_logged
                     .store(true, std::sync::atomic::Ordering::Relaxed);
                 // The DEBUG lines that led here are now worth their cost.
-                for earlier in buffer.lines.drain(..) {
-                    self.settings.sink.write_line(&earlier);
-                }
-                buffer.bytes = 0;
+                buffer.write_out(&self.settings.sink);
             }
             self.settings.sink.write_line(&line);
         }

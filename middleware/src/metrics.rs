@@ -268,7 +268,9 @@ impl Recorder {
     /// [`DimensionError`] beyond the limit, for an empty name or value, or for a name
     /// another dimension set gives another value.
     pub fn add_dimension(&mut self, name: &str, value: &str) -> Result<(), DimensionError> {
-        self.check_conflict(name, value)?;
+        if self.check_conflict(name, value)? {
+            return Ok(());
+        }
         let limit = MAX_USER_DIMENSIONS.saturating_sub(self.config.default_dimensions.len());
         set_dimension(&mut self.dimensions, name, value, limit)
     }
@@ -285,8 +287,9 @@ impl Recorder {
         let limit = MAX_USER_DIMENSIONS.saturating_sub(self.config.default_dimensions.len());
         let mut set = Vec::with_capacity(dimensions.len());
         for (name, value) in dimensions {
-            self.check_conflict(name, value)?;
-            set_dimension(&mut set, name, value, limit)?;
+            if !self.check_conflict(name, value)? {
+                set_dimension(&mut set, name, value, limit)?;
+            }
         }
         if !self.dimension_sets.contains(&set) {
             self.dimension_sets.push(set);
@@ -294,16 +297,31 @@ impl Recorder {
         Ok(())
     }
 
-    /// Refuses a value for `name` that differs from the one the blob already has.
-    fn check_conflict(&self, name: &str, value: &str) -> Result<(), DimensionError> {
-        let taken = std::iter::once(&self.config.default_dimensions)
+    /// Refuses a value for `name` that differs from the one the blob already has;
+    /// `Ok(true)` when `name` already leads every set with this value (`service` or a
+    /// default dimension), so adding it again would name it twice.
+    fn check_conflict(&self, name: &str, value: &str) -> Result<bool, DimensionError> {
+        if name == "service" {
+            return (value == self.config.service)
+                .then_some(true)
+                .ok_or_else(|| DimensionError::Conflict(name.to_owned()));
+        }
+        let mut leads = false;
+        for (n, v) in std::iter::once(&self.config.default_dimensions)
             .chain(&self.dimension_sets)
             .flatten()
-            .any(|(n, v)| n == name && v != value);
-        if taken || (name == "service" && value != self.config.service) {
-            return Err(DimensionError::Conflict(name.to_owned()));
+            .filter(|(n, _)| n == name)
+        {
+            if v != value {
+                return Err(DimensionError::Conflict(n.clone()));
+            }
+            leads |= self
+                .config
+                .default_dimensions
+                .iter()
+                .any(|(d, _)| d == name);
         }
-        Ok(())
+        Ok(leads)
     }
 
     /// The blob's dimension sets, each led by `service` and the default dimensions.
@@ -708,6 +726,9 @@ mod tests {
             r.add_dimension("environment", "dev"),
             Err(DimensionError::Conflict("environment".into()))
         );
+        // What already leads every set is not named twice.
+        assert_eq!(r.add_dimension("environment", "prod"), Ok(()));
+        assert_eq!(r.add_dimension("service", "orders"), Ok(()));
         r.add(&PLACED, 1.0);
         r.flush();
         let b = &blobs(&buffer)[0];

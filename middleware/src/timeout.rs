@@ -52,8 +52,10 @@ pub fn margin_from_lookup(var: impl Fn(&str) -> Option<String>) -> Option<Durati
 }
 
 /// Gives each invocation up `margin` before its deadline, writing out its telemetry
-/// first. See the module docs. Place it inside the logging and metrics layers, so
-/// their state is current when it fires ([`crate::invocation::PowertoolsLayer`] does).
+/// first. See the module docs. Place it inside the context, logging and metrics
+/// layers: it reads the deadline from [`crate::context`], and their state must be
+/// current when it fires ([`crate::invocation::PowertoolsLayer`] does this). Without
+/// a current context it guards nothing.
 #[derive(Debug, Clone)]
 pub struct TimeoutGuardLayer {
     margin: Duration,
@@ -121,11 +123,10 @@ where
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         };
-        let left = Some(context::deadline_ms(invocation.context.deadline))
-            .filter(|deadline| *deadline > 0)
-            .map(Duration::from_millis)
-            .and_then(|deadline| deadline.checked_sub(crate::clock::since_epoch()))
-            .and_then(|left| left.checked_sub(self.margin));
+        // The context layer, outside this one, has made the invocation's facts current.
+        let left = context::with_current(|context| context.until_deadline(self.margin))
+            .flatten()
+            .filter(|left| !left.is_zero());
         let work = self.inner.call(invocation);
         let Some(left) = left else {
             return Box::pin(work);
