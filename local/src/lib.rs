@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bench;
 pub mod chaos;
 pub mod client;
+pub mod cloudwatch;
 pub mod demo;
 pub mod faults;
 pub mod filter;
