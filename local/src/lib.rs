@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod capacity;
 pub mod chaos;
 pub mod client;
 pub mod cloudwatch;

@@ -35,9 +35,19 @@ The fixes:
   iterator stays attached.
 
 `local/tests/emulator.rs` reproduces each defect; it fails against plain moto.
+
+Two additions serve the local CloudWatch plane (`local/src/cloudwatch/`), which
+computes the AWS metrics moto does not:
+
+- Every DynamoDB write answers with an `x-local-item-images` header: each item it
+  touched, as it was before and after, taken under the lock. The stack's proxy turns
+  them into consumed write capacity by DynamoDB's rules and removes the header.
+- `GET /moto-api/local/sqs-stats`: each queue's approximate counts, its oldest
+  message's send time and its sent, received and deleted counters.
 """
 
 import copy
+import json
 import sys
 import threading
 
@@ -62,16 +72,76 @@ if not moto.__version__.startswith(TESTED):
 
 DYNAMODB = threading.RLock()
 
+# The images of the items a write touches, before and after it, as a response header
+# the local stack's proxy reads (and removes) to count write capacity units by
+# DynamoDB's rules, index writes included (local/src/capacity.rs). Taken under the
+# lock, so they are exactly the items the write saw.
+ITEM_IMAGES_HEADER = "x-local-item-images"
 
-def serialised(call_action):
+
+def written_keys(action, params):
+    """(operation, table name, key or item attributes) for each item a write names."""
+    if action in ("PutItem",):
+        return [("Put", params.get("TableName"), params.get("Item") or {})]
+    if action in ("UpdateItem", "DeleteItem"):
+        return [(action[:-4], params.get("TableName"), params.get("Key") or {})]
+    if action == "TransactWriteItems":
+        found = []
+        for entry in params.get("TransactItems") or []:
+            for operation, body in entry.items():
+                found.append((operation, body.get("TableName"), body.get("Item") or body.get("Key") or {}))
+        return found
+    if action == "BatchWriteItem":
+        found = []
+        for table, requests in (params.get("RequestItems") or {}).items():
+            for request in requests:
+                if "PutRequest" in request:
+                    found.append(("Put", table, request["PutRequest"].get("Item") or {}))
+                elif "DeleteRequest" in request:
+                    found.append(("Delete", table, request["DeleteRequest"].get("Key") or {}))
+        return found
+    return []
+
+
+def current_image(backend, table_name, attributes):
+    try:
+        table = backend.get_table(table_name)
+        hash_key = DynamoType(attributes[table.hash_key_attr])
+        range_key = None
+        if table.range_key_attr is not None:
+            range_key = DynamoType(attributes[table.range_key_attr])
+        item = table.get_item(hash_key, range_key)
+    except Exception:  # noqa: BLE001 - moto's own validation answers a malformed request
+        return None
+    return None if item is None else item.to_json()["Attributes"]
+
+
+def serialised(call_action, report_images=False):
     def locked(self):
         with DYNAMODB:
-            return call_action(self)
+            if not report_images:
+                return call_action(self)
+            action = (self.headers.get("X-Amz-Target") or "").split(".")[-1]
+            params = getattr(self, "params", None) or {}
+            try:
+                touched = written_keys(action, params)
+            except Exception:  # noqa: BLE001 - a malformed request is moto's to reject
+                touched = []
+            backend = self.dynamodb_backend if touched else None
+            before = [current_image(backend, table, attrs) for _, table, attrs in touched]
+            status, headers, body = call_action(self)
+            if touched:
+                images = [
+                    {"operation": operation, "table": table, "before": old, "after": current_image(backend, table, attrs)}
+                    for (operation, table, attrs), old in zip(touched, before)
+                ]
+                headers[ITEM_IMAGES_HEADER] = json.dumps(images, separators=(",", ":"))
+            return status, headers, body
 
     return locked
 
 
-DynamoHandler.call_action = serialised(DynamoHandler.call_action)
+DynamoHandler.call_action = serialised(DynamoHandler.call_action, report_images=True)
 DynamoDBStreamsHandler.call_action = serialised(DynamoDBStreamsHandler.call_action)
 
 
@@ -199,8 +269,35 @@ def send_message_keeping_system_attributes(self, queue_name, message_body, *args
     return sqs_send_message(self, queue_name, message_body, *args, **kwargs)
 
 
+def count(queue, counter, n=1):
+    setattr(queue, counter, getattr(queue, counter, 0) + n)
+
+
+def send_message_counted(self, queue_name, message_body, *args, **kwargs):
+    message = send_message_keeping_system_attributes(self, queue_name, message_body, *args, **kwargs)
+    count(self.get_queue(queue_name), "local_sent")
+    return message
+
+
+sqs_receive_message = SQSBackend.receive_message
+sqs_delete_message = SQSBackend.delete_message
+
+
+def receive_message_counted(self, queue_name, *args, **kwargs):
+    messages = sqs_receive_message(self, queue_name, *args, **kwargs)
+    count(self.get_queue(queue_name), "local_received", len(messages))
+    return messages
+
+
+def delete_message_counted(self, queue_name, receipt_handle):
+    sqs_delete_message(self, queue_name, receipt_handle)
+    count(self.get_queue(queue_name), "local_deleted")
+
+
 SQSBackend.send_message_batch = send_message_batch_with_system_attributes
-SQSBackend.send_message = send_message_keeping_system_attributes
+SQSBackend.send_message = send_message_counted
+SQSBackend.receive_message = receive_message_counted
+SQSBackend.delete_message = delete_message_counted
 
 
 # moto reads every queue attribute, ApproximateNumberOfMessages* included, whenever it
@@ -228,6 +325,37 @@ Queue.messages = property(_visible_undelayed)
 Queue.approximate_number_of_messages = property(lambda queue: len(_visible_undelayed(queue)))
 Queue.approximate_number_of_messages_delayed = property(_delayed)
 Queue.approximate_number_of_messages_not_visible = property(_not_visible)
+
+def sqs_stats(request, full_url, headers):
+    """GET /moto-api/local/sqs-stats: what CloudWatch's AWS/SQS metrics are made of,
+    per queue: the approximate counts, the oldest message's send time (for
+    ApproximateAgeOfOldestMessage) and the sent, received and deleted counters
+    (moto keeps none of these counters itself)."""
+    from moto.sqs.models import sqs_backends
+
+    queues = []
+    now = unix_time_millis()
+    for account in list(sqs_backends.keys()):
+        for region in list(sqs_backends[account].keys()):
+            for queue in list(sqs_backends[account][region].queues.values()):
+                messages = list(queue._messages)
+                oldest = min((m.sent_timestamp for m in messages if m.sent_timestamp), default=None)
+                queues.append({
+                    "name": queue.name,
+                    "visible": sum(1 for m in messages if now > m.visible_at and not now < m.delayed_until),
+                    "not_visible": sum(1 for m in messages if not now > m.visible_at),
+                    "delayed": sum(1 for m in messages if now < m.delayed_until),
+                    "oldest_sent_ms": oldest,
+                    "sent": getattr(queue, "local_sent", 0),
+                    "received": getattr(queue, "local_received", 0),
+                    "deleted": getattr(queue, "local_deleted", 0),
+                })
+    return 200, {"Content-Type": "application/json"}, json.dumps({"now_ms": now, "queues": queues})
+
+
+import moto.moto_api._internal.urls as moto_api_urls  # noqa: E402 - after the patches above
+
+moto_api_urls.url_paths["{0}/moto-api/local/sqs-stats"] = sqs_stats
 
 if __name__ == "__main__":
     sys.argv[0] = "moto_server"

@@ -332,7 +332,10 @@ mod tests {
         let values = [1.0, 2.0, 4.0, 5.0, 4.0, 2.0, 1.0, 1.0, 4.0, 2.0];
         let states: Vec<_> = (3..=values.len())
             .map(|end| {
-                let range: Vec<_> = values[end.saturating_sub(5)..end].iter().map(|v| Some(*v)).collect();
+                let range: Vec<_> = values[end.saturating_sub(5)..end]
+                    .iter()
+                    .map(|v| Some(*v))
+                    .collect();
                 rule.decide(&range).0
             })
             .collect();
@@ -352,7 +355,10 @@ mod tests {
         let err = "LessThanLowerOrGreaterThanUpperThreshold"
             .parse::<Comparison>()
             .unwrap_err();
-        assert!(err.to_string().contains("LessThanLowerOrGreaterThanUpperThreshold"));
+        assert!(
+            err.to_string()
+                .contains("LessThanLowerOrGreaterThanUpperThreshold")
+        );
         assert!("notbreaching".parse::<TreatMissingData>().is_err());
     }
 }

@@ -32,7 +32,11 @@ impl SimClock {
         Self {
             origin: Instant::now(),
             origin_ms: wall_ms(),
-            scale: if scale.is_finite() { scale.max(1.0) } else { 1.0 },
+            scale: if scale.is_finite() {
+                scale.max(1.0)
+            } else {
+                1.0
+            },
         }
     }
 

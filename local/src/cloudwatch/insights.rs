@@ -222,10 +222,10 @@ impl Query {
                     }
                     stages.push(Stage::Sort { field, descending });
                 }
-                "limit" => stages.push(Stage::Limit(
-                    rest.parse()
-                        .map_err(|_| error(format!("limit {rest:?} is not a number")))?,
-                )),
+                "limit" => stages
+                    .push(Stage::Limit(rest.parse().map_err(|_| {
+                        error(format!("limit {rest:?} is not a number"))
+                    })?)),
                 other => {
                     return Err(error(format!(
                         "the command {other:?} is not implemented by the local plane"
@@ -509,7 +509,10 @@ impl<'a> ConditionParser<'a> {
             self.skip_space();
             let rest = self.rest();
             let Some(body) = rest.strip_prefix('/') else {
-                return Err("like needs a /regular expression/ (string patterns are not implemented)".to_owned());
+                return Err(
+                    "like needs a /regular expression/ (string patterns are not implemented)"
+                        .to_owned(),
+                );
             };
             let end = body
                 .find('/')
@@ -680,7 +683,9 @@ fn stats<'a>(
                         let mut n = numbers(f);
                         n.sort_by(f64::total_cmp);
                         let rank = ((p / 100.0) * n.len() as f64).ceil().max(1.0) as usize;
-                        n.get(rank.min(n.len()).saturating_sub(1)).copied().map(json_number)
+                        n.get(rank.min(n.len()).saturating_sub(1))
+                            .copied()
+                            .map(json_number)
                     }
                     Aggregate::Earliest(f) => members
                         .iter()
@@ -725,13 +730,41 @@ mod tests {
 
     fn events() -> Vec<LogEvent> {
         vec![
-            event(1, "/aws/lambda/a", json!({"level":"ERROR","correlation_id":"o1","message":"first"})),
-            event(2, "/aws/lambda/a", json!({"level":"INFO","correlation_id":"o1","message":"fine"})),
-            event(3, "/aws/lambda/b", json!({"level":"ERROR","correlation_id":"o1","message":"second"})),
-            event(4, "/aws/lambda/b", json!({"level":"ERROR","message":"no order"})),
-            event(5, "/aws/lambda/b", json!({"level":"ERROR","correlation_id":"o2","message":"third"})),
-            event(6, "/aws/lambda/a", json!({"type":"platform.report","record":{"metrics":{"durationMs":10.0,"initDurationMs":50.0,"maxMemoryUsedMB":20}}})),
-            event(7, "/aws/lambda/a", json!({"type":"platform.report","record":{"metrics":{"durationMs":30.0,"maxMemoryUsedMB":22}}})),
+            event(
+                1,
+                "/aws/lambda/a",
+                json!({"level":"ERROR","correlation_id":"o1","message":"first"}),
+            ),
+            event(
+                2,
+                "/aws/lambda/a",
+                json!({"level":"INFO","correlation_id":"o1","message":"fine"}),
+            ),
+            event(
+                3,
+                "/aws/lambda/b",
+                json!({"level":"ERROR","correlation_id":"o1","message":"second"}),
+            ),
+            event(
+                4,
+                "/aws/lambda/b",
+                json!({"level":"ERROR","message":"no order"}),
+            ),
+            event(
+                5,
+                "/aws/lambda/b",
+                json!({"level":"ERROR","correlation_id":"o2","message":"third"}),
+            ),
+            event(
+                6,
+                "/aws/lambda/a",
+                json!({"type":"platform.report","record":{"metrics":{"durationMs":10.0,"initDurationMs":50.0,"maxMemoryUsedMB":20}}}),
+            ),
+            event(
+                7,
+                "/aws/lambda/a",
+                json!({"type":"platform.report","record":{"metrics":{"durationMs":30.0,"maxMemoryUsedMB":22}}}),
+            ),
             event(8, "/access", json!({"status":"502","path":"/order"})),
             event(9, "/access", json!({"status":"201","path":"/order"})),
         ]
@@ -744,7 +777,10 @@ mod tests {
         let table = query.run(&events());
         assert_eq!(table.columns, ["@timestamp", "correlation_id", "message"]);
         let messages: Vec<_> = table.rows.iter().map(|r| r[2].clone().unwrap()).collect();
-        assert_eq!(messages, [json!("third"), json!("no order"), json!("second")]);
+        assert_eq!(
+            messages,
+            [json!("third"), json!("no order"), json!("second")]
+        );
         assert_eq!(table.rows[1][1], None);
     }
 
@@ -779,7 +815,10 @@ mod tests {
     fn like_with_an_anchored_literal() {
         let query = Query::parse("fields status, path | filter status like /^5/").unwrap();
         let table = query.run(&events());
-        assert_eq!(table.rows, [vec![Some(json!("502")), Some(json!("/order"))]]);
+        assert_eq!(
+            table.rows,
+            [vec![Some(json!("502")), Some(json!("/order"))]]
+        );
         let not = Query::parse("filter not (status like /^5/) and ispresent(status)").unwrap();
         assert_eq!(not.run(&events()).rows.len(), 1);
         let numeric = Query::parse("filter status >= 500").unwrap();

@@ -325,12 +325,17 @@ fn eval(
 ) -> Result<Value, MathError> {
     Ok(match expr {
         Expr::Number(n) => Value::Scalar(*n),
-        Expr::Id(id) => Value::Series(inputs.get(id).cloned().ok_or_else(|| {
-            MathError::UnknownId {
-                expression: text.to_owned(),
-                id: id.clone(),
-            }
-        })?),
+        Expr::Id(id) => {
+            Value::Series(
+                inputs
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| MathError::UnknownId {
+                        expression: text.to_owned(),
+                        id: id.clone(),
+                    })?,
+            )
+        }
         Expr::Negate(inner) => match eval(text, inner, inputs, periods)? {
             Value::Scalar(n) => Value::Scalar(-n),
             Value::Series(s) => Value::Series(s.into_iter().map(|(t, v)| (t, -v)).collect()),
@@ -435,12 +440,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(filled, series(&[(0, 0.0), (60, 2.0), (120, 0.0)]));
-        let repeated = run(
-            "FILL(a, REPEAT)",
-            &[("a", series(&[(60, 2.0)]))],
-            &periods,
-        )
-        .unwrap();
+        let repeated = run("FILL(a, REPEAT)", &[("a", series(&[(60, 2.0)]))], &periods).unwrap();
         assert_eq!(repeated, series(&[(60, 2.0), (120, 2.0)]));
         let negative = run("FILL(a, -1)", &[("a", Series::new())], &[0]).unwrap();
         assert_eq!(negative, series(&[(0, -1.0)]));

@@ -88,9 +88,7 @@ impl std::str::FromStr for Statistic {
             other => {
                 let number = other.strip_prefix('p').ok_or_else(unsupported)?;
                 // pNN or pNN.NN; not the trimmed-mean or range forms (tm99, p(10:90)).
-                if number.is_empty()
-                    || !number.chars().all(|c| c.is_ascii_digit() || c == '.')
-                {
+                if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
                     return Err(unsupported());
                 }
                 let percentile: f64 = number.parse().map_err(|_| unsupported())?;
@@ -232,7 +230,9 @@ mod tests {
             "p99.9".parse::<Statistic>(),
             Ok(Statistic::Percentile(99.9))
         );
-        for unsupported in ["tm99", "IQM", "p(10:90)", "wm99", "p0", "p101", "sum", "TC(1:2)"] {
+        for unsupported in [
+            "tm99", "IQM", "p(10:90)", "wm99", "p0", "p101", "sum", "TC(1:2)",
+        ] {
             let err = unsupported.parse::<Statistic>().unwrap_err();
             assert!(err.to_string().contains(unsupported), "{err}");
         }
