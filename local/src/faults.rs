@@ -37,6 +37,9 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::capacity::{self, TableShape, WriteOutcome, Written};
+use crate::cloudwatch::Plane;
+use crate::cloudwatch::store::MetricId;
 use crate::http::{self, Body};
 
 /// Largest request the proxy reads (SQS batches are at most 1 MiB).
@@ -49,6 +52,8 @@ pub struct FaultPlan {
     pub rate: f64,
     /// Seed of the choices.
     pub seed: u64,
+    /// Shortest added latency.
+    pub min_latency: Duration,
     /// Longest added latency.
     pub max_latency: Duration,
     /// Inject only this fault (where it applies); every applicable fault when `None`.
@@ -60,6 +65,7 @@ impl FaultPlan {
     pub const NONE: Self = Self {
         rate: 0.0,
         seed: 0,
+        min_latency: Duration::from_millis(50),
         max_latency: Duration::from_secs(3),
         only: None,
     };
@@ -269,10 +275,21 @@ impl ProxyStats {
 
 struct Proxy {
     upstream: String,
-    plan: FaultPlan,
+    plan: Arc<Mutex<FaultPlan>>,
     rng: Mutex<fastrand::Rng>,
     client: Client<HttpConnector, Full<Bytes>>,
     stats: Arc<ProxyStats>,
+    telemetry: Arc<std::sync::OnceLock<ProxyTelemetry>>,
+}
+
+/// Where a proxy reports `AWS/DynamoDB` metrics: the plane, and each table's key and
+/// indexes (by table name) to count index writes.
+#[derive(Debug, Clone)]
+pub struct ProxyTelemetry {
+    /// The plane.
+    pub plane: Arc<Plane>,
+    /// Table shapes by table name.
+    pub tables: BTreeMap<String, TableShape>,
 }
 
 /// A running proxy.
@@ -282,6 +299,27 @@ pub struct ProxyHandle {
     pub endpoint: String,
     /// What it saw.
     pub stats: Arc<ProxyStats>,
+    plan: Arc<Mutex<FaultPlan>>,
+    telemetry: Arc<std::sync::OnceLock<ProxyTelemetry>>,
+}
+
+impl ProxyHandle {
+    /// Changes the faults injected from now on (a drill's failure, and its end).
+    pub fn set_plan(&self, plan: FaultPlan) {
+        if let Ok(mut current) = self.plan.lock() {
+            *current = plan;
+        }
+    }
+
+    /// The faults injected now.
+    pub fn plan(&self) -> FaultPlan {
+        self.plan.lock().map(|p| *p).unwrap_or_default()
+    }
+
+    /// Reports `AWS/DynamoDB` metrics to `telemetry` from now on.
+    pub fn attach(&self, telemetry: ProxyTelemetry) {
+        let _ = self.telemetry.set(telemetry);
+    }
 }
 
 /// Starts a proxy to `upstream` on a free loopback port.
@@ -295,12 +333,15 @@ pub async fn start(
 ) -> std::io::Result<ProxyHandle> {
     let (listener, address): (_, SocketAddr) = http::bind(0).await?;
     let stats = Arc::new(ProxyStats::default());
+    let shared_plan = Arc::new(Mutex::new(plan));
+    let telemetry = Arc::new(std::sync::OnceLock::new());
     let proxy = Arc::new(Proxy {
         upstream: upstream.trim_end_matches('/').to_owned(),
-        plan,
+        plan: Arc::clone(&shared_plan),
         rng: Mutex::new(fastrand::Rng::with_seed(plan.seed)),
         client: Client::builder(TokioExecutor::new()).build_http(),
         stats: Arc::clone(&stats),
+        telemetry: Arc::clone(&telemetry),
     });
     tokio::spawn(http::serve_or_drop(
         listener,
@@ -310,22 +351,29 @@ pub async fn start(
     Ok(ProxyHandle {
         endpoint: format!("http://{address}"),
         stats,
+        plan: shared_plan,
+        telemetry,
     })
 }
 
 impl Proxy {
+    fn plan(&self) -> FaultPlan {
+        self.plan.lock().map(|p| *p).unwrap_or_default()
+    }
+
     fn choose(&self, service: Service, operation: &str) -> Option<(Fault, fastrand::Rng)> {
-        if self.plan.rate <= 0.0 {
+        let plan = self.plan();
+        if plan.rate <= 0.0 {
             return None;
         }
         let mut rng = self.rng.lock().ok()?;
         // A child generator for the fault's own choices, drawn in arrival order.
         let child = fastrand::Rng::with_seed(rng.u64(..));
-        if rng.f64() >= self.plan.rate {
+        if rng.f64() >= plan.rate {
             return None;
         }
         let mut faults = Fault::applicable(service, operation);
-        if let Some(only) = self.plan.only {
+        if let Some(only) = plan.only {
             faults.retain(|fault| *fault == only);
         }
         if faults.is_empty() {
@@ -339,6 +387,8 @@ impl Proxy {
         parts: &hyper::http::request::Parts,
         body: Bytes,
     ) -> Result<(hyper::http::response::Parts, Bytes), String> {
+        let request_headers = parts.headers.clone();
+        let request_body = body.clone();
         let path = parts
             .uri
             .path_and_query()
@@ -357,13 +407,204 @@ impl Proxy {
             .request(request)
             .await
             .map_err(|e| format!("emulator: {e}"))?;
-        let (parts, body) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
         let body = body
             .collect()
             .await
             .map_err(|e| format!("emulator body: {e}"))?
             .to_bytes();
+        let images = parts.headers.remove(ITEM_IMAGES_HEADER);
+        if let Some(telemetry) = self.telemetry.get() {
+            record_dynamodb(
+                telemetry,
+                request_target(parts_target(&request_headers)),
+                &request_body,
+                &parts,
+                &body,
+                images.as_ref(),
+            );
+        }
         Ok((parts, body))
+    }
+}
+
+/// The emulator's header with the images of the items a write touched
+/// (`local/src/moto_serve.py`).
+const ITEM_IMAGES_HEADER: &str = "x-local-item-images";
+
+fn parts_target(headers: &hyper::HeaderMap) -> String {
+    headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn request_target(target: String) -> String {
+    target
+}
+
+/// `AWS/DynamoDB` metrics of one call that reached the emulator: consumed write units
+/// (table and indexes) from the item images, consumed read units from the items read,
+/// and refused conditional writes.
+fn record_dynamodb(
+    telemetry: &ProxyTelemetry,
+    target: String,
+    request: &[u8],
+    parts: &hyper::http::response::Parts,
+    body: &[u8],
+    images: Option<&hyper::header::HeaderValue>,
+) {
+    let (service, operation) = Service::from_target(&target);
+    if service != Service::DynamoDb {
+        return;
+    }
+    let plane = &telemetry.plane;
+    let metric = |name: &str, table: &str, index: Option<&str>| {
+        let mut dimensions = vec![("TableName", table)];
+        if let Some(index) = index {
+            dimensions.push(("GlobalSecondaryIndexName", index));
+        }
+        MetricId::new("AWS/DynamoDB", name, dimensions)
+    };
+    let error_type = parts
+        .headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|b| b["__type"].as_str().map(str::to_owned))
+        })
+        .unwrap_or_default();
+    if let Some(images) = images.and_then(|v| v.to_str().ok()) {
+        let written: Vec<Written> = serde_json::from_str::<Value>(images)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| Written {
+                operation: entry["operation"].as_str().unwrap_or_default().to_owned(),
+                table: entry["table"].as_str().unwrap_or_default().to_owned(),
+                before: entry["before"].as_object().cloned(),
+                after: entry["after"].as_object().cloned(),
+            })
+            .collect();
+        let outcome = if parts.status.is_success() {
+            Some(WriteOutcome::Applied)
+        } else if error_type.contains("ConditionalCheckFailed")
+            || error_type.contains("TransactionCanceled")
+        {
+            Some(WriteOutcome::Refused)
+        } else {
+            None
+        };
+        if let Some(outcome) = outcome {
+            let cost = capacity::write_cost(
+                &written,
+                operation == "TransactWriteItems",
+                outcome,
+                &|table| telemetry.tables.get(table).cloned(),
+            );
+            for (table, units) in &cost.tables {
+                plane.put(
+                    metric("ConsumedWriteCapacityUnits", table, None),
+                    *units as f64,
+                );
+            }
+            for ((table, index), units) in &cost.indexes {
+                plane.put(
+                    metric("ConsumedWriteCapacityUnits", table, Some(index)),
+                    *units as f64,
+                );
+            }
+        }
+        if error_type.contains("ConditionalCheckFailed") && operation != "TransactWriteItems" {
+            for item in &written {
+                plane.put(
+                    metric("ConditionalCheckFailedRequests", &item.table, None),
+                    1.0,
+                );
+            }
+        }
+        return;
+    }
+    if !parts.status.is_success() {
+        return;
+    }
+    let (Ok(request), Ok(response)) = (
+        serde_json::from_slice::<Value>(request),
+        serde_json::from_slice::<Value>(body),
+    ) else {
+        return;
+    };
+    let item_size = |v: &Value| v.as_object().map_or(0, capacity::item_size);
+    let consistent = request["ConsistentRead"].as_bool().unwrap_or(false);
+    let table = request["TableName"].as_str().unwrap_or_default();
+    let reads: Vec<(String, Option<String>, f64)> = match operation {
+        "GetItem" => vec![(
+            table.to_owned(),
+            None,
+            capacity::read_units(item_size(&response["Item"]), consistent),
+        )],
+        "Query" | "Scan" => {
+            let total: usize = response["Items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(item_size)
+                .sum();
+            let index = request["IndexName"].as_str().map(str::to_owned);
+            // An index is read eventually consistent.
+            let consistent = consistent && index.is_none();
+            vec![(
+                table.to_owned(),
+                index,
+                capacity::read_units(total, consistent),
+            )]
+        }
+        "BatchGetItem" => response["Responses"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(table, items)| {
+                let consistent = request["RequestItems"][table]["ConsistentRead"]
+                    .as_bool()
+                    .unwrap_or(false);
+                items.as_array().into_iter().flatten().map(move |item| {
+                    (
+                        table.clone(),
+                        None,
+                        capacity::read_units(item_size(item), consistent),
+                    )
+                })
+            })
+            .collect(),
+        "TransactGetItems" => request["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(response["Responses"].as_array().into_iter().flatten())
+            .map(|(asked, got)| {
+                let table = asked["Get"]["TableName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                (
+                    table,
+                    None,
+                    2.0 * capacity::read_units(item_size(&got["Item"]), true),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (table, index, units) in reads {
+        plane.put(
+            metric("ConsumedReadCapacityUnits", &table, index.as_deref()),
+            units,
+        );
     }
 }
 
@@ -589,8 +830,10 @@ async fn handle(proxy: Arc<Proxy>, request: Request<Incoming>) -> Option<Respons
             None
         }
         Some((Fault::Latency, mut rng)) => {
-            let most = proxy.plan.max_latency.as_millis().max(100) as u64;
-            tokio::time::sleep(Duration::from_millis(rng.u64(50..=most))).await;
+            let plan = proxy.plan();
+            let least = plan.min_latency.as_millis() as u64;
+            let most = (plan.max_latency.as_millis() as u64).max(least);
+            tokio::time::sleep(Duration::from_millis(rng.u64(least..=most))).await;
             pass(proxy.forward(&parts, body).await)
         }
         Some((Fault::PartialBatch, mut rng)) => {

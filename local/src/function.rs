@@ -35,6 +35,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use crate::cloudwatch::Plane;
+use crate::cloudwatch::store::MetricId;
 use crate::http::{self, Body};
 
 const PREFIX: &str = "/2018-06-01/runtime";
@@ -57,6 +59,9 @@ pub enum Outcome {
     Crashed(String),
     /// The invocation outlived the function's timeout; the process was restarted.
     TimedOut,
+    /// Lambda refused the invocation for lack of concurrency (the function's
+    /// concurrency is set to 0): it never reached a process.
+    Throttled,
 }
 
 impl Outcome {
@@ -120,7 +125,8 @@ pub struct FunctionConfig {
 struct Pending {
     id: String,
     payload: Bytes,
-    started: oneshot::Sender<()>,
+    /// Tells the caller which execution environment took the event.
+    started: oneshot::Sender<usize>,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -132,6 +138,11 @@ struct Worker {
     served_next: AtomicBool,
     /// When the current process was started.
     spawned: Mutex<Option<Instant>>,
+    /// The current process's init (start to first `GET /next`), until its first
+    /// invocation's report takes it.
+    init: Mutex<Option<Duration>>,
+    /// Why the next kill happens, if not a timeout.
+    kill_reason: Mutex<Option<String>>,
     kill: Notify,
 }
 
@@ -146,6 +157,28 @@ struct Shared {
     exited: watch::Sender<bool>,
     stats: FunctionStats,
     init_errors: Mutex<Vec<String>>,
+    /// The CloudWatch plane the function reports `AWS/Lambda` metrics and Lambda's
+    /// `platform.report` records to, when there is one.
+    plane: std::sync::OnceLock<Arc<Plane>>,
+    /// Invocations running now.
+    running_now: AtomicUsize,
+    /// Injected failures (drills): see [`Function::set_fault`].
+    fault: Mutex<Option<FunctionFault>>,
+    /// Variables that replace (`Some`) or remove (`None`) the configured ones, for the
+    /// processes started from now on.
+    environment_overrides: Mutex<BTreeMap<String, Option<String>>>,
+}
+
+/// A failure injected into a function, as a drill does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionFault {
+    /// Lambda throttles every invocation (reserved concurrency 0).
+    Throttled,
+    /// The process dies (SIGKILL) as soon as it takes an event: a crash.
+    CrashOnInvoke,
+    /// Every invocation takes this much longer (the host holds the function's answer,
+    /// up to just before its timeout): a slow function, as its event source sees it.
+    Slow(Duration),
 }
 
 impl Shared {
@@ -217,6 +250,10 @@ impl Function {
             exited: watch::channel(false).0,
             stats: FunctionStats::default(),
             init_errors: Mutex::new(Vec::new()),
+            plane: std::sync::OnceLock::new(),
+            running_now: AtomicUsize::new(0),
+            fault: Mutex::new(None),
+            environment_overrides: Mutex::new(BTreeMap::new()),
         });
         for worker in 0..workers {
             let supervised = Arc::clone(&shared);
@@ -281,9 +318,67 @@ impl Function {
         &self.shared.config.log_file
     }
 
+    /// Reports `AWS/Lambda` metrics and writes Lambda's `platform.report` records to
+    /// `plane` from now on.
+    pub fn attach_plane(&self, plane: Arc<Plane>) {
+        let _ = self.shared.plane.set(plane);
+    }
+
+    /// Injects a failure (`None` ends it).
+    pub fn set_fault(&self, fault: Option<FunctionFault>) {
+        if let Ok(mut current) = self.shared.fault.lock() {
+            *current = fault;
+        }
+    }
+
+    /// The injected failure, if any.
+    pub fn fault(&self) -> Option<FunctionFault> {
+        self.shared.fault.lock().ok().and_then(|f| *f)
+    }
+
+    /// Replaces (`Some`) or removes (`None`) an environment variable for the processes
+    /// started from now on, as a deploy of a new configuration does; [`Self::restart`]
+    /// applies it at once.
+    pub fn override_environment(&self, name: &str, value: Option<&str>) {
+        if let Ok(mut overrides) = self.shared.environment_overrides.lock() {
+            overrides.insert(name.to_owned(), value.map(str::to_owned));
+        }
+    }
+
+    /// Drops every environment override.
+    pub fn clear_environment_overrides(&self) {
+        if let Ok(mut overrides) = self.shared.environment_overrides.lock() {
+            overrides.clear();
+        }
+    }
+
+    /// Stops every process; each starts again (a new execution environment, as after
+    /// a deploy). An invocation a process held fails.
+    pub fn restart(&self) {
+        for worker in &self.shared.workers {
+            if worker.pid.load(Ordering::Relaxed) != 0 {
+                if let Ok(mut reason) = worker.kill_reason.lock() {
+                    *reason = Some("restarted (a new configuration)".to_owned());
+                }
+                worker.kill.notify_one();
+            }
+        }
+    }
+
+    fn metric(&self, name: &str) -> MetricId {
+        MetricId::new("AWS/Lambda", name, [("FunctionName", self.name())])
+    }
+
     /// Invokes the function with `payload` and waits for the outcome. Waiting for the
     /// process to pick the event up does not count towards the timeout.
     pub async fn invoke(&self, payload: impl Into<Bytes>) -> Outcome {
+        let plane = self.shared.plane.get();
+        if self.fault() == Some(FunctionFault::Throttled) {
+            if let Some(plane) = plane {
+                plane.put(self.metric("Throttles"), 1.0);
+            }
+            return Outcome::Throttled;
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let (started_tx, started_rx) = oneshot::channel();
         let (reply_tx, reply_rx) = oneshot::channel();
@@ -293,8 +388,16 @@ impl Function {
             started: started_tx,
             reply: reply_tx,
         };
-        if self.queue_tx.send(pending).await.is_err() || started_rx.await.is_err() {
+        if self.queue_tx.send(pending).await.is_err() {
             return self.count(Outcome::Crashed("the function is shutting down".to_owned()));
+        }
+        let Ok(worker) = started_rx.await else {
+            return self.count(Outcome::Crashed("the function is shutting down".to_owned()));
+        };
+        let began = Instant::now();
+        let concurrent = self.shared.running_now.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(plane) = plane {
+            plane.put(self.metric("ConcurrentExecutions"), concurrent as f64);
         }
         self.shared
             .stats
@@ -303,7 +406,17 @@ impl Function {
         // A little grace over the timeout: the deadline is the function's to honour.
         let limit = self.shared.config.timeout + Duration::from_millis(500);
         let outcome = match tokio::time::timeout(limit, reply_rx).await {
-            Ok(Ok(outcome)) => outcome,
+            Ok(Ok(outcome)) => {
+                if let Some(FunctionFault::Slow(by)) = self.fault() {
+                    let most = self
+                        .shared
+                        .config
+                        .timeout
+                        .saturating_sub(began.elapsed() + Duration::from_millis(100));
+                    tokio::time::sleep(by.min(most)).await;
+                }
+                outcome
+            }
             Ok(Err(_)) => Outcome::Crashed("the runtime dropped the invocation".to_owned()),
             Err(_) => {
                 if let Some((worker, _)) = self.shared.take(&id)
@@ -314,7 +427,79 @@ impl Function {
                 Outcome::TimedOut
             }
         };
+        self.shared.running_now.fetch_sub(1, Ordering::Relaxed);
+        if let Some(plane) = plane {
+            self.report(plane, worker, &id, began.elapsed(), &outcome);
+        }
         self.count(outcome)
+    }
+
+    /// The `AWS/Lambda` metrics of one invocation, and Lambda's `platform.report`
+    /// record in the function's log.
+    fn report(
+        &self,
+        plane: &Plane,
+        worker: usize,
+        request_id: &str,
+        took: Duration,
+        outcome: &Outcome,
+    ) {
+        let failed = outcome.response().is_none();
+        let duration_ms = took.as_secs_f64() * 1000.0;
+        plane.put(self.metric("Invocations"), 1.0);
+        plane.put(self.metric("Errors"), if failed { 1.0 } else { 0.0 });
+        plane.put(self.metric("Throttles"), 0.0);
+        plane.put(self.metric("Duration"), duration_ms);
+        let init = self
+            .shared
+            .workers
+            .get(worker)
+            .and_then(|w| w.init.lock().ok().and_then(|mut i| i.take()));
+        let pid = self
+            .shared
+            .workers
+            .get(worker)
+            .map_or(0, |w| w.pid.load(Ordering::Relaxed));
+        let max_memory_mb = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb.div_ceil(1024));
+        let status = match outcome {
+            Outcome::Response(_) => "success",
+            Outcome::TimedOut => "timeout",
+            Outcome::FunctionError { .. } => "error",
+            Outcome::Crashed(_) | Outcome::Throttled => "failure",
+        };
+        let mut metrics = serde_json::json!({
+            "durationMs": (duration_ms * 100.0).round() / 100.0,
+            "billedDurationMs": duration_ms.ceil() as u64,
+            "memorySizeMB": self.shared.config.memory_mb,
+            "maxMemoryUsedMB": max_memory_mb,
+        });
+        if let Some(init) = init {
+            metrics["initDurationMs"] =
+                serde_json::json!((init.as_secs_f64() * 100_000.0).round() / 100.0);
+        }
+        let line = serde_json::json!({
+            "time": crate::now_rfc3339(),
+            "type": "platform.report",
+            "record": { "requestId": request_id, "metrics": metrics, "status": status },
+        });
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.shared.config.log_file)
+            .and_then(|mut file| {
+                use std::io::Write;
+                file.write_all(format!("{line}\n").as_bytes())
+            });
+        if let Err(e) = written {
+            tracing::warn!(function = %self.name(), error = %e, "cannot write the platform.report record");
+        }
     }
 
     fn count(&self, outcome: Outcome) -> Outcome {
@@ -414,6 +599,9 @@ async fn next(shared: &Shared, worker: usize) -> Response<Body> {
         && let Ok(mut init) = shared.stats.init.lock()
     {
         init.push(spawned.elapsed());
+        if let Ok(mut first) = worker.init.lock() {
+            *first = Some(spawned.elapsed());
+        }
     }
     let pending = {
         let mut queue = shared.queue_rx.lock().await;
@@ -427,7 +615,15 @@ async fn next(shared: &Shared, worker: usize) -> Response<Body> {
     if let Ok(mut map) = shared.in_flight.lock() {
         map.insert(pending.id.clone(), (worker, pending.reply));
     }
-    let _ = pending.started.send(());
+    let _ = pending.started.send(worker);
+    if shared.fault.lock().ok().and_then(|f| *f) == Some(FunctionFault::CrashOnInvoke)
+        && let Some(held) = shared.workers.get(worker)
+    {
+        if let Ok(mut reason) = held.kill_reason.lock() {
+            *reason = Some("the process crashed (SIGKILL)".to_owned());
+        }
+        held.kill.notify_one();
+    }
     let deadline = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -495,7 +691,12 @@ async fn supervise(
         if let Ok(mut spawned) = worker.spawned.lock() {
             *spawned = Some(started);
         }
-        let spawned = process_command(config, &address.to_string())
+        let overrides = shared
+            .environment_overrides
+            .lock()
+            .map(|o| o.clone())
+            .unwrap_or_default();
+        let spawned = process_command(config, &overrides, &address.to_string())
             .stdout(out)
             .stderr(err)
             .spawn();
@@ -514,8 +715,17 @@ async fn supervise(
                     }
                     () = worker.kill.notified() => {
                         let _ = child.kill().await;
-                        tracing::warn!(function = %config.name, "invocation timed out; process restarted");
-                        "timed out".to_owned()
+                        let why = worker.kill_reason.lock().ok().and_then(|mut r| r.take());
+                        match why {
+                            Some(why) => {
+                                tracing::warn!(function = %config.name, reason = %why, "function process stopped; starting it again");
+                                why
+                            }
+                            None => {
+                                tracing::warn!(function = %config.name, "invocation timed out; process restarted");
+                                "timed out".to_owned()
+                            }
+                        }
                     }
                     () = http::stopped(&mut shutdown) => {
                         let _ = child.kill().await;
@@ -538,7 +748,7 @@ async fn supervise(
             if let Ok(mut queue) = shared.queue_rx.try_lock()
                 && let Ok(pending) = queue.try_recv()
             {
-                let _ = pending.started.send(());
+                let _ = pending.started.send(index);
                 let message = init_error.unwrap_or(reason);
                 let _ = pending
                     .reply
@@ -558,7 +768,18 @@ async fn supervise(
     }
 }
 
-fn process_command(config: &FunctionConfig, runtime_api: &str) -> tokio::process::Command {
+fn process_command(
+    config: &FunctionConfig,
+    overrides: &BTreeMap<String, Option<String>>,
+    runtime_api: &str,
+) -> tokio::process::Command {
+    let mut environment = config.environment.clone();
+    for (name, value) in overrides {
+        match value {
+            Some(value) => environment.insert(name.clone(), value.clone()),
+            None => environment.remove(name),
+        };
+    }
     let stream_name = format!("local/[$LATEST]{}", uuid::Uuid::new_v4().simple());
     let mut command = tokio::process::Command::new(&config.binary);
     command
@@ -566,7 +787,7 @@ fn process_command(config: &FunctionConfig, runtime_api: &str) -> tokio::process
         .envs(
             std::env::var_os("PATH").map(|p| ("PATH".to_owned(), p.to_string_lossy().into_owned())),
         )
-        .envs(&config.environment)
+        .envs(&environment)
         .env("AWS_LAMBDA_FUNCTION_NAME", &config.name)
         .env(
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",

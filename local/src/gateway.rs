@@ -17,6 +17,8 @@ use hyper::{Request, Response};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::cloudwatch::Plane;
+use crate::cloudwatch::store::MetricId;
 use crate::function::{Function, Outcome};
 use crate::http::{self, Body};
 use crate::template::RouteSpec;
@@ -35,6 +37,94 @@ pub struct GatewayConfig {
     pub stage: String,
     /// Routes, with the function (logical id) each invokes.
     pub routes: Vec<RouteSpec>,
+    /// Where the gateway reports `AWS/ApiGateway` metrics and its access log, if
+    /// anywhere.
+    pub telemetry: Option<GatewayTelemetry>,
+}
+
+/// What API Gateway reports about each request: `AWS/ApiGateway` metrics under the
+/// API's name and stage, and the stage's access log.
+#[derive(Debug, Clone)]
+pub struct GatewayTelemetry {
+    /// The plane the metrics go to.
+    pub plane: Arc<Plane>,
+    /// The `ApiName` dimension (the API's `Name`).
+    pub api_name: String,
+    /// The access log file and the template's `AccessLogSetting.Format`.
+    pub access_log: Option<(std::path::PathBuf, String)>,
+}
+
+/// The `$context` variables the gateway can fill in an access log format.
+pub const ACCESS_LOG_VARIABLES: [&str; 13] = [
+    "requestId",
+    "xrayTraceId",
+    "requestTime",
+    "httpMethod",
+    "resourcePath",
+    "path",
+    "status",
+    "responseLength",
+    "responseLatency",
+    "integration.latency",
+    "identity.apiKeyId",
+    "identity.sourceIp",
+    "error.message",
+];
+
+/// The `$context` variables of an access log format that the local gateway does not
+/// fill, if any: the stack refuses to start with one rather than write it empty.
+pub fn unsupported_access_log_variables(format: &str) -> Vec<String> {
+    let mut unknown = Vec::new();
+    for (i, _) in format.match_indices("$context.") {
+        let name: String = format[i + 9..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
+            .collect();
+        let name = name.trim_end_matches('.').to_owned();
+        if !ACCESS_LOG_VARIABLES.contains(&name.as_str()) {
+            unknown.push(name);
+        }
+    }
+    unknown
+}
+
+/// One access log line: `format` with each `$context` variable replaced by its value
+/// (escaped for a JSON string, as the template's format is JSON).
+pub fn access_log_line(format: &str, values: &BTreeMap<&str, String>) -> String {
+    let mut line = String::with_capacity(format.len());
+    let mut rest = format;
+    while let Some(i) = rest.find("$context.") {
+        line.push_str(&rest[..i]);
+        let after = &rest[i + 9..];
+        // The longest known variable that starts here.
+        let name = ACCESS_LOG_VARIABLES
+            .iter()
+            .filter(|name| after.starts_with(**name))
+            .max_by_key(|name| name.len());
+        match name {
+            Some(name) => {
+                let value = values.get(name).map(String::as_str).unwrap_or("-");
+                let escaped = serde_json::to_string(value).unwrap_or_default();
+                line.push_str(&escaped[1..escaped.len().saturating_sub(1)]);
+                rest = &after[name.len()..];
+            }
+            None => {
+                line.push_str("$context.");
+                rest = after;
+            }
+        }
+    }
+    line.push_str(rest);
+    line
+}
+
+/// What the gateway learned about a request, for its metrics and access log.
+#[derive(Debug, Default)]
+struct Facts {
+    resource_path: String,
+    integration_ms: Option<f64>,
+    api_key_id: Option<String>,
+    error: Option<String>,
 }
 
 struct State {
@@ -125,6 +215,88 @@ fn percent_decode(text: &str) -> String {
 }
 
 async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+    let Some(telemetry) = state.config.telemetry.clone() else {
+        return answer(&state, request, &mut Facts::default()).await;
+    };
+    let began = std::time::Instant::now();
+    let received_at = crate::now_rfc3339();
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let mut facts = Facts::default();
+    let response = answer(&state, request, &mut facts).await;
+    let latency_ms = began.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status().as_u16();
+    let plane = &telemetry.plane;
+    let metric = |name: &str| {
+        MetricId::new(
+            "AWS/ApiGateway",
+            name,
+            [
+                ("ApiName", telemetry.api_name.as_str()),
+                ("Stage", state.config.stage.as_str()),
+            ],
+        )
+    };
+    plane.put(metric("Count"), 1.0);
+    plane.put(
+        metric("4XXError"),
+        f64::from(u8::from((400..500).contains(&status))),
+    );
+    plane.put(metric("5XXError"), f64::from(u8::from(status >= 500)));
+    plane.put(metric("Latency"), latency_ms);
+    if let Some(integration) = facts.integration_ms {
+        plane.put(metric("IntegrationLatency"), integration);
+    }
+    if let Some((file, format)) = &telemetry.access_log {
+        let length = http_body_util::BodyExt::boxed(response.body().clone());
+        let length = hyper::body::Body::size_hint(&length).exact().unwrap_or(0);
+        let values = BTreeMap::from([
+            ("requestId", uuid::Uuid::new_v4().to_string()),
+            ("xrayTraceId", "-".to_owned()),
+            ("requestTime", received_at),
+            ("httpMethod", method),
+            (
+                "resourcePath",
+                if facts.resource_path.is_empty() {
+                    "-".to_owned()
+                } else {
+                    facts.resource_path.clone()
+                },
+            ),
+            ("path", format!("/{}{path}", state.config.stage)),
+            ("status", status.to_string()),
+            ("responseLength", length.to_string()),
+            ("responseLatency", format!("{latency_ms:.0}")),
+            (
+                "integration.latency",
+                facts
+                    .integration_ms
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0}")),
+            ),
+            (
+                "identity.apiKeyId",
+                facts.api_key_id.clone().unwrap_or_else(|| "-".to_owned()),
+            ),
+            ("identity.sourceIp", "127.0.0.1".to_owned()),
+            (
+                "error.message",
+                facts.error.clone().unwrap_or_else(|| "-".to_owned()),
+            ),
+        ]);
+        let line = access_log_line(format, &values);
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(file = %file.display(), error = %e, "cannot write the API access log");
+        }
+    }
+    response
+}
+
+async fn answer(state: &State, request: Request<Incoming>, facts: &mut Facts) -> Response<Body> {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let matched = state.config.routes.iter().find_map(|route| {
@@ -133,19 +305,25 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
             .flatten()
     });
     let Some((route, path_parameters)) = matched else {
+        facts.error = Some("Missing Authentication Token".to_owned());
         return gateway_error(
             403,
             "Missing Authentication Token",
             "MissingAuthenticationTokenException",
         );
     };
+    facts.resource_path = route.path.clone();
     let api_key = request
         .headers()
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     if route.api_key_required && api_key.as_deref() != Some(state.config.api_key.as_str()) {
+        facts.error = Some("Forbidden".to_owned());
         return gateway_error(403, "Forbidden", "ForbiddenException");
+    }
+    if api_key.is_some() {
+        facts.api_key_id = Some("local".to_owned());
     }
     let Some(function) = state.functions.get(&route.function) else {
         return gateway_error(500, "Internal server error", "InternalServerErrorException");
@@ -156,7 +334,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
         Err(_) => return gateway_error(413, "Request Too Long", "RequestTooLongException"),
     };
     let event = proxy_event(
-        &state,
+        state,
         route,
         &parts,
         &path,
@@ -165,15 +343,23 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
         api_key,
         &body,
     );
-    match function.invoke(event.to_string()).await {
-        Outcome::Response(payload) => proxy_response(&payload).unwrap_or_else(|| {
-            gateway_error(502, "Internal server error", "InternalServerErrorException")
-        }),
-        Outcome::TimedOut => gateway_error(504, "Endpoint request timed out", "IntegrationTimeout"),
+    let invoked = std::time::Instant::now();
+    let outcome = function.invoke(event.to_string()).await;
+    facts.integration_ms = Some(invoked.elapsed().as_secs_f64() * 1000.0);
+    let (status, message, error_type) = match outcome {
+        Outcome::Response(payload) => match proxy_response(&payload) {
+            Some(response) => return response,
+            None => (502, "Internal server error", "InternalServerErrorException"),
+        },
+        Outcome::TimedOut => (504, "Endpoint request timed out", "IntegrationTimeout"),
         Outcome::FunctionError { .. } | Outcome::Crashed(_) => {
-            gateway_error(502, "Internal server error", "InternalServerErrorException")
+            (502, "Internal server error", "InternalServerErrorException")
         }
-    }
+        // API Gateway answers a throttled Lambda integration with a 500.
+        Outcome::Throttled => (500, "Internal server error", "InternalServerErrorException"),
+    };
+    facts.error = Some(message.to_owned());
+    gateway_error(status, message, error_type)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -320,6 +506,26 @@ mod tests {
         assert!(match_route("/cart/{user_id}", "/cart/alice/desk").is_none());
         assert!(match_route("/cart/{user_id}", "/cart/").is_none());
         assert!(match_route("/products", "/products").unwrap().is_empty());
+    }
+
+    #[test]
+    fn access_log_lines_fill_the_templates_format_and_refuse_unknown_variables() {
+        let format = r#"{"requestId":"$context.requestId","status":"$context.status","integrationLatency":"$context.integration.latency","error":"$context.error.message"}"#;
+        assert!(unsupported_access_log_variables(format).is_empty());
+        let values = BTreeMap::from([
+            ("requestId", "r-1".to_owned()),
+            ("status", "502".to_owned()),
+            ("integration.latency", "12".to_owned()),
+            ("error.message", "Internal \"server\" error".to_owned()),
+        ]);
+        let line: Value = serde_json::from_str(&access_log_line(format, &values)).unwrap();
+        assert_eq!(line["status"], "502");
+        assert_eq!(line["integrationLatency"], "12");
+        assert_eq!(line["error"], "Internal \"server\" error");
+        assert_eq!(
+            unsupported_access_log_variables("$context.authorizer.claims.sub $context.status"),
+            ["authorizer.claims.sub"]
+        );
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct SqsSourceConfig {
     pub report_batch_item_failures: bool,
     /// Pollers receiving and invoking at once (the mapping's MaximumConcurrency).
     pub concurrency: usize,
+    /// Whether the mapping is enabled: while it is not, nothing is received.
+    pub enabled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Counters of an SQS source.
@@ -69,6 +71,7 @@ impl SqsSourceStats {
             }
             Outcome::Crashed(why) => format!("the function process died ({why})"),
             Outcome::TimedOut => "the invocation timed out".to_owned(),
+            Outcome::Throttled => "Lambda throttled the invocation".to_owned(),
         };
         for id in messages.iter().filter_map(|m| m.message_id.as_deref()) {
             if failed.contains(id) {
@@ -116,6 +119,13 @@ async fn poll(
 ) {
     let source = format!("queue {} -> {}", config.queue.name, function.name());
     loop {
+        if !config.enabled.load(Ordering::Relaxed) {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = crate::http::stopped(&mut shutdown) => return,
+            }
+            continue;
+        }
         let receive = client
             .receive_message()
             .queue_url(&config.queue.url)

@@ -9,7 +9,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::faults::{self, FaultPlan, ProxyHandle};
+use crate::cloudwatch::definitions::{self, Names};
+use crate::cloudwatch::{Plane, PlaneOptions, page};
+use crate::faults::{self, FaultPlan, ProxyHandle, ProxyTelemetry};
 use crate::filter::Pattern;
 use crate::function::{Function, FunctionConfig};
 use crate::gateway::{self, GatewayConfig};
@@ -66,6 +68,18 @@ pub struct StackOptions {
     pub faults: FaultPlan,
     /// Processes of each function behind the API (Lambda scales these with the load).
     pub api_concurrency: usize,
+    /// The local CloudWatch plane (metrics, alarms, dashboard page), if wanted.
+    pub observability: Option<Observability>,
+}
+
+/// How the local CloudWatch plane runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observability {
+    /// How many times faster than real time its clock runs. The event sources' own
+    /// waits (the stream mapping's batching window) follow it.
+    pub time_scale: f64,
+    /// The dashboard page's port on 127.0.0.1 (0 for any free port).
+    pub dashboard_port: u16,
 }
 
 impl StackOptions {
@@ -89,6 +103,7 @@ impl StackOptions {
             stream_retry_delay: Duration::from_secs(1),
             faults: FaultPlan::NONE,
             api_concurrency: 4,
+            observability: None,
         })
     }
 }
@@ -117,6 +132,10 @@ pub struct Stack {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     moto: Option<Moto>,
+    plane: Option<Arc<Plane>>,
+    dashboard_url: Option<String>,
+    /// Each event source mapping's on/off switch, by function logical id.
+    mappings: BTreeMap<String, Arc<std::sync::atomic::AtomicBool>>,
 }
 
 pub(crate) fn resolve(
@@ -159,6 +178,39 @@ pub(crate) fn resolve(
     }
 }
 
+/// The table's key and indexes, for counting its write units.
+fn table_shape(spec: &StackSpec) -> crate::capacity::TableShape {
+    use crate::capacity::{IndexShape, Projection, TableShape};
+    TableShape {
+        keys: spec
+            .table
+            .key_schema
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect(),
+        indexes: spec
+            .table
+            .indexes
+            .iter()
+            .map(|index| IndexShape {
+                name: index.name.clone(),
+                keys: index
+                    .key_schema
+                    .iter()
+                    .map(|(name, _)| name.clone())
+                    .collect(),
+                projection: match index.projection.as_str() {
+                    "ALL" => Projection::All,
+                    "INCLUDE" => {
+                        Projection::Include(index.non_key_attributes.iter().cloned().collect())
+                    }
+                    _ => Projection::KeysOnly,
+                },
+            })
+            .collect(),
+    }
+}
+
 /// Pollers (and consumer processes) of a queue mapping: its MaximumConcurrency, at
 /// least Lambda's floor of 2; without one, 5 (Lambda's pollers start at five).
 fn queue_concurrency(maximum: Option<u32>) -> usize {
@@ -191,6 +243,9 @@ impl Stack {
             shutdown,
             tasks: Vec::new(),
             moto: Some(moto),
+            plane: None,
+            dashboard_url: None,
+            mappings: BTreeMap::new(),
         };
         if let Err(e) = stack.start_parts(&options, shutdown_rx).await {
             stack.stop().await;
@@ -210,6 +265,66 @@ impl Stack {
             .map(|m| m.endpoint().to_owned())
             .unwrap_or_default();
         let daemon = crate::xray::start(self.logs.join("xray.log"), shutdown.clone()).await?;
+        let template: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&options.template)?)
+                .map_err(|e| StackError::Config(format!("template: {e}")))?;
+        let names = self.names(&template, options);
+        let api =
+            definitions::api(&template, &names).map_err(|e| StackError::Config(e.to_string()))?;
+        let access_log = api.access_log.as_ref().map(|(group, format)| {
+            (
+                group.clone(),
+                format.clone(),
+                self.logs.join("api-access.log"),
+            )
+        });
+        if let Some((_, format, _)) = &access_log {
+            let unsupported = gateway::unsupported_access_log_variables(format);
+            if !unsupported.is_empty() {
+                return Err(StackError::Config(format!(
+                    "the API's access log format uses $context variables the local gateway does not fill: {unsupported:?}"
+                )));
+            }
+        }
+        let time_scale = options.observability.map_or(1.0, |o| o.time_scale.max(1.0));
+        if let Some(observability) = options.observability {
+            let directory = options.template.parent().unwrap_or_else(|| Path::new("."));
+            let alarms = definitions::alarms(&template, &names)
+                .map_err(|e| StackError::Config(e.to_string()))?;
+            let dashboards = definitions::dashboards(&template, directory, &names)
+                .map_err(|e| StackError::Config(e.to_string()))?;
+            let plane = Plane::new(
+                &PlaneOptions {
+                    time_scale: observability.time_scale,
+                    topic_log: self.logs.join("alarm-topic.log"),
+                    region: options.region.clone(),
+                },
+                alarms,
+                dashboards,
+            );
+            if let Some((group, _, file)) = &access_log {
+                std::fs::File::create(file)?;
+                plane.watch_log(
+                    file.clone(),
+                    group.clone(),
+                    "local".to_owned(),
+                    shutdown.clone(),
+                );
+            }
+            plane.run_alarms(shutdown.clone());
+            plane.sample_queues(
+                format!("{endpoint}/moto-api/local/sqs-stats"),
+                shutdown.clone(),
+            );
+            let address = page::serve(
+                Arc::clone(&plane),
+                observability.dashboard_port,
+                shutdown.clone(),
+            )
+            .await?;
+            self.dashboard_url = Some(format!("http://{address}/"));
+            self.plane = Some(plane);
+        }
         for (index, function) in self.spec.functions.iter().enumerate() {
             let binary = options.binaries.join(&function.binary);
             if !binary.exists() {
@@ -230,6 +345,15 @@ impl Stack {
                 ..options.faults
             };
             let proxy = faults::start(&endpoint, plan, shutdown.clone()).await?;
+            if let Some(plane) = &self.plane {
+                proxy.attach(ProxyTelemetry {
+                    plane: Arc::clone(plane),
+                    tables: BTreeMap::from([(
+                        self.resources.table_name.clone(),
+                        table_shape(&self.spec),
+                    )]),
+                });
+            }
             environment.insert("AWS_ENDPOINT_URL".to_owned(), proxy.endpoint.clone());
             self.proxies.insert(function.binary.clone(), proxy);
             environment.insert("AWS_XRAY_DAEMON_ADDRESS".to_owned(), daemon.to_string());
@@ -271,7 +395,17 @@ impl Stack {
                 environment,
                 log_file: self.logs.join(format!("{}.log", function.binary)),
             };
+            let log_file = config.log_file.clone();
             let started = Function::start(config, shutdown.clone()).await?;
+            if let Some(plane) = &self.plane {
+                started.attach_plane(Arc::clone(plane));
+                plane.watch_log(
+                    log_file,
+                    format!("/aws/lambda/{}", started.name()),
+                    format!("local/[$LATEST]{}", started.name()),
+                    shutdown.clone(),
+                );
+            }
             self.functions.insert(function.logical_id.clone(), started);
         }
 
@@ -292,17 +426,24 @@ impl Stack {
                     })?),
                     None => None,
                 };
+            let enabled = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            self.mappings
+                .insert(mapping.function.clone(), Arc::clone(&enabled));
             let config = StreamSourceConfig {
                 stream_arn,
                 region: options.region.clone(),
                 batch_size: mapping.batch_size,
-                batching_window: Duration::from_secs(mapping.batching_window_seconds),
+                // The window is a wait of the mapping's: it passes on the plane's clock.
+                batching_window: Duration::from_secs(mapping.batching_window_seconds)
+                    .div_f64(time_scale),
                 bisect_on_error: mapping.bisect_on_error,
                 maximum_retry_attempts: mapping.maximum_retry_attempts,
                 report_batch_item_failures: mapping.report_batch_item_failures,
                 filters,
                 on_failure,
                 retry_delay: options.stream_retry_delay,
+                enabled,
+                plane: self.plane.clone(),
             };
             let stats = Arc::new(StreamSourceStats::default());
             self.sources
@@ -324,12 +465,16 @@ impl Stack {
                 .queue(&mapping.queue)
                 .cloned()
                 .ok_or_else(|| StackError::Config(format!("queue {} missing", mapping.queue)))?;
+            let enabled = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            self.mappings
+                .insert(mapping.function.clone(), Arc::clone(&enabled));
             let config = SqsSourceConfig {
                 queue,
                 region: options.region.clone(),
                 batch_size: mapping.batch_size,
                 report_batch_item_failures: mapping.report_batch_item_failures,
                 concurrency: queue_concurrency(mapping.maximum_concurrency),
+                enabled,
             };
             let stats = Arc::new(SqsSourceStats::default());
             self.sources
@@ -350,11 +495,19 @@ impl Stack {
             .get("Stage")
             .cloned()
             .unwrap_or_else(|| "local".to_owned());
+        let telemetry = self.plane.as_ref().map(|plane| gateway::GatewayTelemetry {
+            plane: Arc::clone(plane),
+            api_name: api.name.clone(),
+            access_log: access_log
+                .as_ref()
+                .map(|(_, format, file)| (file.clone(), format.clone())),
+        });
         let gateway = GatewayConfig {
             port: options.api_port,
             api_key: options.api_key.clone(),
             stage,
             routes: self.spec.routes.clone(),
+            telemetry,
         };
         let functions: HashMap<String, Function> = self
             .functions
@@ -364,6 +517,130 @@ impl Stack {
         let address = gateway::start(gateway, functions, shutdown).await?;
         self.api_url = format!("http://{address}");
         Ok(())
+    }
+
+    /// What `!Ref` and `!GetAtt` give for each resource of the template, locally: the
+    /// names the stack created (`{prefix}-{LogicalId}` where it chose them), the
+    /// functions' names, the parameters' defaults and the pseudo parameters.
+    fn names(&self, template: &serde_norway::Value, options: &StackOptions) -> Names {
+        let mut names = Names::default();
+        let prefix = &options.prefix;
+        let region = &options.region;
+        let account = "000000000000";
+        for (pseudo, value) in [
+            ("AWS::StackName", prefix.clone()),
+            ("AWS::Region", region.clone()),
+            ("AWS::AccountId", account.to_owned()),
+            ("AWS::Partition", "aws".to_owned()),
+            ("AWS::URLSuffix", "amazonaws.com".to_owned()),
+        ] {
+            names.reference(pseudo, value);
+        }
+        for (name, value) in &self.spec.parameters {
+            names.reference(name, value.clone());
+        }
+        let resources = template
+            .get("Resources")
+            .and_then(serde_norway::Value::as_mapping)
+            .cloned()
+            .unwrap_or_default();
+        let mut log_groups = Vec::new();
+        for (id, resource) in &resources {
+            let Some(id) = id.as_str() else { continue };
+            let kind = resource
+                .get("Type")
+                .and_then(serde_norway::Value::as_str)
+                .unwrap_or_default();
+            let generic = format!("{prefix}-{id}");
+            match kind {
+                "AWS::DynamoDB::Table" => {
+                    names.reference(id, self.resources.table_name.clone());
+                    names.attribute(id, "Arn", self.resources.table_arn.clone());
+                    if let Some(stream) = &self.resources.stream_arn {
+                        names.attribute(id, "StreamArn", stream.clone());
+                    }
+                }
+                "AWS::SQS::Queue" => {
+                    if let Some(queue) = self.resources.queue(id) {
+                        names.reference(id, queue.url.clone());
+                        names.attribute(id, "Arn", queue.arn.clone());
+                        names.attribute(id, "QueueName", queue.name.clone());
+                        names.attribute(id, "QueueUrl", queue.url.clone());
+                    }
+                }
+                "AWS::Serverless::Function" => {
+                    if let Some(function) = self.spec.function(id) {
+                        names.reference(id, function.binary.clone());
+                        names.attribute(
+                            id,
+                            "Arn",
+                            format!(
+                                "arn:aws:lambda:{region}:{account}:function:{}",
+                                function.binary
+                            ),
+                        );
+                    }
+                }
+                "AWS::CloudWatch::Alarm" | "AWS::CloudWatch::CompositeAlarm" => {
+                    names.reference(id, generic.clone());
+                    names.attribute(
+                        id,
+                        "Arn",
+                        format!("arn:aws:cloudwatch:{region}:{account}:alarm:{generic}"),
+                    );
+                }
+                "AWS::SNS::Topic" => {
+                    let arn = format!("arn:aws:sns:{region}:{account}:{generic}");
+                    names.reference(id, arn.clone());
+                    names.attribute(id, "TopicArn", arn);
+                    names.attribute(id, "TopicName", generic);
+                }
+                "AWS::Logs::LogGroup" => log_groups.push((id.to_owned(), resource.clone())),
+                _ => {
+                    names.reference(id, generic.clone());
+                    names.attribute(
+                        id,
+                        "Arn",
+                        format!("arn:aws:local:{region}:{account}:{generic}"),
+                    );
+                }
+            }
+        }
+        // Log groups name themselves after other resources.
+        for (id, resource) in log_groups {
+            let name = resource
+                .get("Properties")
+                .and_then(|p| p.get("LogGroupName"))
+                .and_then(|v| names.resolve(v, &id).ok())
+                .unwrap_or_else(|| format!("/local/{prefix}-{id}"));
+            names.attribute(
+                id.as_str(),
+                "Arn",
+                format!("arn:aws:logs:{region}:{account}:log-group:{name}:*"),
+            );
+            names.reference(&id, name);
+        }
+        names
+    }
+
+    /// The local CloudWatch plane, if the stack runs one.
+    pub fn plane(&self) -> Option<&Arc<Plane>> {
+        self.plane.as_ref()
+    }
+
+    /// The dashboard page's URL, if the stack runs the plane.
+    pub fn dashboard_url(&self) -> Option<&str> {
+        self.dashboard_url.as_deref()
+    }
+
+    /// Turns the event source mapping of a function (logical id) on or off, as
+    /// `aws lambda update-event-source-mapping --enabled/--no-enabled` does. `false` if
+    /// the function has no mapping.
+    pub fn set_mapping_enabled(&self, function: &str, enabled: bool) -> bool {
+        self.mappings.get(function).is_some_and(|switch| {
+            switch.store(enabled, std::sync::atomic::Ordering::Relaxed);
+            true
+        })
     }
 
     fn function_by_id(&self, id: &str) -> Result<Function, StackError> {

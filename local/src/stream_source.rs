@@ -28,6 +28,8 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::cloudwatch::Plane;
+use crate::cloudwatch::store::MetricId;
 use crate::filter::Pattern;
 use crate::function::{Function, Outcome};
 use crate::polling::PollHealth;
@@ -56,6 +58,11 @@ pub struct StreamSourceConfig {
     pub on_failure: Option<QueueRef>,
     /// Pause before a retry.
     pub retry_delay: Duration,
+    /// Whether the mapping is enabled: while it is not, the stream is not read (the
+    /// records wait in the stream, as for a disabled mapping).
+    pub enabled: Arc<std::sync::atomic::AtomicBool>,
+    /// Where `IteratorAge` goes, if anywhere.
+    pub plane: Option<Arc<Plane>>,
 }
 
 /// Counters of a stream source.
@@ -106,10 +113,18 @@ pub async fn run(
         function: &function,
         sqs: &sqs,
         stats: &stats,
+        created: std::sync::Mutex::new(HashMap::new()),
     };
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        if !config.enabled.load(Ordering::Relaxed) {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = crate::http::stopped(&mut shutdown) => return,
+            }
+            continue;
         }
         let (records, errors) = poll(&streams, &config, &mut shards).await;
         match errors.first() {
@@ -120,6 +135,15 @@ pub async fn run(
         stats.records_read.fetch_add(read as u64, Ordering::Relaxed);
         for (shard, record) in records {
             let event = lambda_stream_record(&record, &config.stream_arn, &config.region);
+            if let Some(change) = record.dynamodb.as_ref()
+                && let (Some(sequence), Some(created)) = (
+                    &change.sequence_number,
+                    change.approximate_creation_date_time,
+                )
+                && let Ok(mut ages) = mapping.created.lock()
+            {
+                ages.insert(sequence.clone(), created.to_millis().unwrap_or_default());
+            }
             if config.filters.is_empty() || config.filters.iter().any(|f| f.matches(&event)) {
                 stats.records_matched.fetch_add(1, Ordering::Relaxed);
                 buffers
@@ -153,6 +177,47 @@ struct Mapping<'a> {
     function: &'a Function,
     sqs: &'a aws_sdk_sqs::Client,
     stats: &'a StreamSourceStats,
+    /// When each buffered record reached the stream (real epoch ms), by sequence
+    /// number, for `IteratorAge`.
+    created: std::sync::Mutex<HashMap<String, i64>>,
+}
+
+impl Mapping<'_> {
+    /// `IteratorAge` of an invocation: the age of its last record when it is sent to
+    /// the function, on the plane's clock.
+    fn report_iterator_age(&self, records: &[Value]) {
+        let Some(plane) = &self.config.plane else {
+            return;
+        };
+        let created = records
+            .last()
+            .and_then(|r| r["dynamodb"]["SequenceNumber"].as_str())
+            .and_then(|sequence| self.created.lock().ok()?.get(sequence).copied());
+        if let Some(created) = created {
+            let age = Duration::from_millis(
+                (crate::cloudwatch::clock::wall_ms() - created).max(0) as u64
+            );
+            plane.put(
+                MetricId::new(
+                    "AWS/Lambda",
+                    "IteratorAge",
+                    [("FunctionName", self.function.name())],
+                ),
+                plane.clock().sim_duration(age).as_millis() as f64,
+            );
+        }
+    }
+
+    fn forget(&self, records: &[Value]) {
+        if let Ok(mut created) = self.created.lock() {
+            for sequence in records
+                .iter()
+                .filter_map(|r| r["dynamodb"]["SequenceNumber"].as_str())
+            {
+                created.remove(sequence);
+            }
+        }
+    }
 }
 
 /// Reads every shard once. Returns the records read, in shard order, and the errors
@@ -256,6 +321,8 @@ async fn poll(
 /// What the function said about a batch.
 enum Verdict {
     Done,
+    /// Lambda throttled the invocation: retried, without counting as a retry.
+    Throttled,
     /// Rewind to this index.
     FailedAt(usize),
     /// The invocation failed as a whole.
@@ -265,6 +332,7 @@ enum Verdict {
 fn verdict(config: &StreamSourceConfig, batch: &[Value], outcome: &Outcome) -> Verdict {
     let body = match outcome {
         Outcome::Response(body) => body,
+        Outcome::Throttled => return Verdict::Throttled,
         other => return Verdict::Failed(format!("{other:?}")),
     };
     if !config.report_batch_item_failures {
@@ -320,10 +388,18 @@ async fn deliver(
             }
         }
         stats.invocations.fetch_add(1, Ordering::Relaxed);
+        mapping.report_iterator_age(&records);
         let event = json!({ "Records": records });
         let outcome = function.invoke(event.to_string()).await;
         match verdict(config, &records, &outcome) {
-            Verdict::Done => {}
+            Verdict::Done => mapping.forget(&records),
+            Verdict::Throttled => {
+                tokio::select! {
+                    () = tokio::time::sleep(config.retry_delay) => {}
+                    () = crate::http::stopped(shutdown) => return,
+                }
+                work.push_front((records, retries));
+            }
             Verdict::FailedAt(index) => {
                 function
                     .stats()
@@ -388,7 +464,9 @@ async fn set_aside(
         function,
         sqs,
         stats,
-    } = *mapping;
+        ..
+    } = mapping;
+    mapping.forget(records);
     stats
         .records_set_aside
         .fetch_add(records.len() as u64, Ordering::Relaxed);

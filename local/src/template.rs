@@ -72,6 +72,8 @@ pub struct IndexSpec {
     pub key_schema: Vec<(String, String)>,
     /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
     pub projection: String,
+    /// The attributes an `INCLUDE` projection adds.
+    pub non_key_attributes: Vec<String>,
 }
 
 /// An SQS queue.
@@ -462,6 +464,13 @@ impl<'a> Reader<'a> {
                         .and_then(|p| get(p, "ProjectionType"))
                         .and_then(text)
                         .unwrap_or_else(|| "KEYS_ONLY".to_owned()),
+                    non_key_attributes: get(index, "Projection")
+                        .and_then(|p| get(p, "NonKeyAttributes"))
+                        .and_then(Yaml::as_sequence)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(text)
+                        .collect(),
                     name,
                 })
             })

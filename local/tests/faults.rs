@@ -36,6 +36,7 @@ async fn setup(fault: Fault) -> Setup {
     let plan = FaultPlan {
         rate: 1.0,
         seed: 3,
+        min_latency: Duration::from_millis(50),
         max_latency: Duration::from_millis(300),
         only: Some(fault),
     };

@@ -338,6 +338,35 @@ impl AlarmSet {
         }
     }
 
+    /// The first period in `[from_ms, to_ms)` whose value breaches an alarm's
+    /// threshold (its start, simulated ms), with the alarm's period and evaluation
+    /// periods: when the failure became visible to the alarm. `None` for a composite,
+    /// an unknown alarm, or no breach.
+    pub fn first_breach(
+        &self,
+        name: &str,
+        store: &MetricStore,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Option<(i64, i64, usize)> {
+        let alarms = self.alarms.lock().ok()?;
+        let running = alarms
+            .iter()
+            .find(|r| r.view.name == name || r.view.logical_id == name || r.view.arn == name)?;
+        let AlarmKind::Metric(alarm) = &running.definition.kind else {
+            return None;
+        };
+        let period_ms = alarm.period_s * 1000;
+        let periods: Vec<i64> = (period_start(from_ms, period_ms)..to_ms)
+            .step_by(period_ms.max(1) as usize)
+            .collect();
+        let series = returned_series(alarm, store, &periods).ok()?;
+        series
+            .iter()
+            .find(|(_, v)| alarm.rule.comparison.breaches(**v, alarm.rule.threshold))
+            .map(|(start, _)| (*start, period_ms, alarm.rule.evaluation_periods))
+    }
+
     /// The alarms' names by logical id.
     pub fn names(&self) -> BTreeMap<String, String> {
         self.views()

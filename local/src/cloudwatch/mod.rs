@@ -450,3 +450,128 @@ impl Plane {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plane() -> Arc<Plane> {
+        let template: serde_norway::Value = serde_norway::from_str(
+            r#"
+Resources:
+  Dlq:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: AWS/Lambda
+      MetricName: DeadLetterErrors
+      Dimensions: [{ Name: FunctionName, Value: f }]
+      Statistic: Sum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+"#,
+        )
+        .unwrap();
+        let mut names = definitions::Names::default();
+        names.reference("Dlq", "local-Dlq");
+        let alarms = definitions::alarms(&template, &names).unwrap();
+        let body = serde_json::json!({"widgets": [
+            {"type": "metric", "properties": {"title": "dead letters", "stat": "Sum", "period": 60, "metrics": [
+                ["AWS/Lambda", "DeadLetterErrors", "FunctionName", "f"]
+            ]}},
+            {"type": "metric", "properties": {"title": "mixed", "stat": "Sum", "period": 60, "metrics": [
+                ["AWS/Lambda", "Errors", "FunctionName", "f"],
+                ["AWS/Lambda", "DeadLetterErrors", "FunctionName", "f"]
+            ]}},
+            {"type": "alarm", "properties": {"title": "alarms", "alarms": ["local-Dlq"]}}
+        ]});
+        let dashboards = vec![DashboardDefinition {
+            logical_id: "D".into(),
+            name: "d".into(),
+            body,
+        }];
+        let options = PlaneOptions {
+            time_scale: 1.0,
+            topic_log: std::env::temp_dir().join("unused-topic.log"),
+            region: "eu-west-1".into(),
+        };
+        Plane::new(&options, alarms, dashboards)
+    }
+
+    #[test]
+    fn a_metric_the_stack_does_not_produce_is_named_on_the_page_its_widget_and_its_alarm() {
+        let plane = plane();
+        assert_eq!(
+            plane.not_produced(),
+            ["AWS/Lambda DeadLetterErrors FunctionName=f"]
+        );
+        let widgets = page::widgets(&plane.dashboards()[0].body);
+        let (state, html) = page::render(&plane, &widgets[0], 600);
+        assert_eq!(state, page::Drawn::NotProduced);
+        assert!(
+            html.contains("Not produced by the local stack: AWS/Lambda DeadLetterErrors"),
+            "{html}"
+        );
+        // A widget with one produced line draws it and still names the other.
+        plane.put(
+            MetricId::new("AWS/Lambda", "Errors", [("FunctionName", "f")]),
+            1.0,
+        );
+        let (state, html) = page::render(&plane, &widgets[1], 600);
+        assert_eq!(state, page::Drawn::Data);
+        assert!(html.contains("Not produced by the local stack"), "{html}");
+        let (_, alarms) = page::render(&plane, &widgets[2], 600);
+        assert!(
+            alarms.contains(
+                "reads what the local stack does not produce: AWS/Lambda DeadLetterErrors"
+            ),
+            "{alarms}"
+        );
+        assert!(page::page(&plane).contains("not produced locally: AWS/Lambda DeadLetterErrors"));
+    }
+
+    #[test]
+    fn lines_become_events_and_emf_blobs_datapoints() {
+        let plane = plane();
+        plane.ingest_line(
+            "/aws/lambda/f",
+            "s",
+            r#"{"_aws":{"Timestamp":1000,"CloudWatchMetrics":[{"Namespace":"App","Dimensions":[["service"]],"Metrics":[{"Name":"Done"}]}]},"service":"x","Done":2}"#,
+        );
+        plane.ingest_line("/aws/lambda/f", "s", "not json");
+        plane.ingest_line("/aws/lambda/f", "s", r#"{"_aws":{"Timestamp":1}}"#);
+        let done = MetricId::new("App", "Done", [("service", "x")]);
+        let at = plane.clock().at_real(1000);
+        assert_eq!(
+            plane
+                .metrics()
+                .aggregate(
+                    &done,
+                    store::Statistic::Sum,
+                    60_000,
+                    at - 60_000,
+                    at + 60_000
+                )
+                .values()
+                .sum::<f64>(),
+            2.0
+        );
+        assert_eq!(
+            plane
+                .logs()
+                .events(&["/aws/lambda/f".into()], 0, i64::MAX)
+                .len(),
+            3
+        );
+        // The broken blob is counted and named, not dropped silently.
+        assert_eq!(
+            plane
+                .health
+                .emf
+                .failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+}

@@ -471,7 +471,7 @@ pub fn render(plane: &Plane, widget: &Widget, range_s: i64) -> (Drawn, String) {
                         line.statistic,
                         period_ms,
                         period_start(start, period_ms),
-                        now,
+                        now + 1,
                     )
                     .into_iter()
                     .collect();
@@ -545,7 +545,7 @@ pub fn render(plane: &Plane, widget: &Widget, range_s: i64) -> (Drawn, String) {
                 };
                 let _ = write!(
                     rows,
-                    r#"<li data-alarm="{name}" data-state="{state}"><span class="badge {class}">{state}</span> <b>{logical}</b> <span class="since">since {since}</span><br><small>{reason}</small>{notice}</li>"#,
+                    r#"<li data-alarm="{name}" data-state="{state}" title="{reason}"><span class="badge {class}">{state}</span> <b>{logical}</b> <span class="since">since {since}</span>{notice}</li>"#,
                     name = escape(&alarm.name),
                     state = alarm.state,
                     class = state_class(alarm.state),
@@ -644,8 +644,8 @@ nav button { margin-right: 4px; }
 .widget[data-state="empty"] { background: #fafafa; }
 .legend { list-style: none; margin: 0; padding: 0; font-size: 11px; display: flex; flex-wrap: wrap; gap: 4px 14px; }
 .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; }
-.alarms { list-style: none; padding: 0; margin: 0; columns: 2; font-size: 12px; }
-.alarms li { break-inside: avoid; margin-bottom: 6px; }
+.alarms { list-style: none; padding: 0; margin: 0; columns: 3; font-size: 12px; }
+.alarms li { break-inside: avoid; margin-bottom: 4px; white-space: nowrap; } .since { color: #687078; }
 .badge { font-weight: bold; padding: 1px 6px; border-radius: 2px; color: #fff; }
 .badge.alarm { background: #d13212; } .badge.ok { background: #1d8102; } .badge.insufficient { background: #879596; }
 .notice { color: #8a6d00; font-size: 12px; } .error { color: #d13212; } .empty { color: #687078; font-size: 12px; }
