@@ -170,6 +170,15 @@ async fn every_command_the_runbooks_name_runs_as_written_and_the_orders_complete
     let env = TestEnv::new().await;
     let first = dead_lettered_order(&env, "runbook-1").await;
     let second = dead_lettered_order(&env, "runbook-2").await;
+    // A fourth that can never succeed: the runbook discards it.
+    let fourth = dead_lettered_order(&env, "runbook-4").await;
+    let fourth_message = ops::list_dead_letters(&env.sqs, &env.dlq_url, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.order_id.as_deref() == Some(fourth.as_str()))
+        .unwrap()
+        .message_id;
     // A third order whose stream batch Lambda set aside.
     let (placed, new_orders) = placed_orders(&env, &["runbook-3"]).await;
     let third = placed[0].clone();
@@ -182,6 +191,7 @@ async fn every_command_the_runbooks_name_runs_as_written_and_the_orders_complete
         "ordersctl stream-failures list",
         "ordersctl order ",
         "ordersctl clear-idempotency ",
+        "ordersctl dlq discard --only ",
         "ordersctl dlq redrive --only ",
         "ordersctl dlq redrive --all",
         "ordersctl resend ",
@@ -204,6 +214,11 @@ async fn every_command_the_runbooks_name_runs_as_written_and_the_orders_complete
         } else {
             &second
         };
+        let message = if command.starts_with("ordersctl dlq discard") {
+            &fourth_message
+        } else {
+            &set_aside
+        };
         let args: Vec<&str> = command
             .split_whitespace()
             .skip(1)
@@ -211,7 +226,7 @@ async fn every_command_the_runbooks_name_runs_as_written_and_the_orders_complete
             .map(|a| a.trim_end_matches("..."))
             .map(|a| match a {
                 "<order_id>" => order.as_str(),
-                "<message_id>" => set_aside.as_str(),
+                "<message_id>" => message.as_str(),
                 other => other,
             })
             .collect();
@@ -230,7 +245,11 @@ async fn every_command_the_runbooks_name_runs_as_written_and_the_orders_complete
             .map(|(_, o)| o)
             .unwrap()
     };
-    assert_eq!(output("ordersctl dlq list").as_array().unwrap().len(), 2);
+    assert_eq!(output("ordersctl dlq list").as_array().unwrap().len(), 3);
+    assert_eq!(
+        output("ordersctl dlq discard")["discarded"],
+        json!([fourth_message])
+    );
     assert_eq!(
         output("ordersctl stream-failures list")[0]["orders"]["Ok"][0]["order_id"],
         third.as_str()

@@ -115,6 +115,13 @@ enum DlqAction {
         #[arg(long, num_args = 1.., required_unless_present = "all")]
         only: Vec<String>,
     },
+    /// Delete messages that can never succeed as they are (a body that does not
+    /// decode, an order item that is broken), selected by message or order id.
+    Discard {
+        /// Delete these message ids or order ids.
+        #[arg(long, num_args = 1.., required = true)]
+        only: Vec<String>,
+    },
 }
 
 async fn run(cli: Cli) -> Result<serde_json::Value, String> {
@@ -139,6 +146,9 @@ async fn run(cli: Cli) -> Result<serde_json::Value, String> {
                     ops::redrive(&sqs, &dlq_url, &queue_url, &only)
                         .await
                         .map(|r| json(&r))
+                }
+                DlqAction::Discard { only } => {
+                    ops::discard(&sqs, &dlq_url, &only).await.map(|d| json(&d))
                 }
             }
         }

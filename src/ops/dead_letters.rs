@@ -111,3 +111,40 @@ pub async fn redrive(
     })
     .await
 }
+
+/// What a discard did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Discarded {
+    /// Message ids deleted from the dead-letter queue.
+    pub discarded: Vec<String>,
+    /// Message ids left because they were not selected.
+    pub skipped: Vec<String>,
+}
+
+/// Deletes the dead-lettered messages whose message id or order id is in `only`: the
+/// fix for a message that can never succeed as it is (its body does not decode, or its
+/// order item is broken). Never all of them: `only` must name some.
+///
+/// # Errors
+/// [`OpsError`] if nothing is selected or the queue cannot be read or written.
+pub async fn discard(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    only: &[String],
+) -> Result<Discarded, OpsError> {
+    if only.is_empty() {
+        return Err(OpsError(
+            "name the messages to discard (message ids or order ids); there is no --all".to_owned(),
+        ));
+    }
+    let selected = |message: &Message| {
+        let letter = decode(message);
+        only.contains(&letter.message_id)
+            || letter.order_id.as_ref().is_some_and(|id| only.contains(id))
+    };
+    let taken = take_selected(sqs, dlq_url, selected, async |_: &Message| Ok(())).await?;
+    Ok(Discarded {
+        discarded: taken.moved,
+        skipped: taken.skipped,
+    })
+}

@@ -15,7 +15,7 @@ mod queue;
 pub mod resend;
 pub mod stream_failures;
 
-pub use dead_letters::{DeadLetter, Redrive, list_dead_letters, redrive};
+pub use dead_letters::{DeadLetter, Discarded, Redrive, discard, list_dead_letters, redrive};
 pub use idempotency::{Cleared, clear_idempotency, records};
 pub use journey::{Journey, journey};
 pub use resend::{Resent, resend};
