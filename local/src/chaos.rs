@@ -309,7 +309,7 @@ async fn killer(
 /// other one cannot be read (the stream function fails it until the mapping sets it
 /// aside), the rest name a line item that does not exist (the consumer's transaction
 /// fails until the message is dead-lettered). Returns their ids.
-async fn poison(stack: &Stack, count: usize, seed: u64) -> Result<Vec<String>, String> {
+pub async fn poison(stack: &Stack, count: usize, seed: u64) -> Result<Vec<String>, String> {
     use aws_sdk_dynamodb::types::AttributeValue;
     let client = aws_sdk_dynamodb::Client::new(stack.sdk());
     let s = |v: &str| AttributeValue::S(v.to_owned());

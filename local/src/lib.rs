@@ -8,6 +8,7 @@ pub mod chaos;
 pub mod client;
 pub mod cloudwatch;
 pub mod demo;
+pub mod drill;
 pub mod faults;
 pub mod filter;
 pub mod function;

@@ -16,6 +16,15 @@ use tracing_subscriber::{Layer, fmt};
 /// # Errors
 /// If the log file cannot be created or a subscriber is already installed.
 pub fn init(log_dir: &Path) -> Result<(), String> {
+    init_with(log_dir, LevelFilter::WARN)
+}
+
+/// Like [`init`], with `stderr` the least level written to stderr (drills break things
+/// on purpose, so they write only errors there; the file keeps every warning).
+///
+/// # Errors
+/// If the log file cannot be created or a subscriber is already installed.
+pub fn init_with(log_dir: &Path, stderr: LevelFilter) -> Result<(), String> {
     std::fs::create_dir_all(log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
     let path = log_dir.join("local.log");
     let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -27,7 +36,7 @@ pub fn init(log_dir: &Path) -> Result<(), String> {
             fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_target(false)
-                .with_filter(LevelFilter::WARN),
+                .with_filter(stderr),
         )
         .with(
             fmt::layer()

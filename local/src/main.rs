@@ -11,7 +11,7 @@ use local::demo::{self, DemoOptions};
 use local::faults::FaultPlan;
 use local::load::{self, LoadOptions};
 use local::resources::Overrides;
-use local::stack::{Stack, StackOptions};
+use local::stack::{Observability, Stack, StackOptions};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,13 @@ enum Command {
         /// Use the binaries already in target/debug.
         #[arg(long)]
         no_build: bool,
+        /// The local CloudWatch plane's clock runs this many times faster than real
+        /// time (60: a five-minute period passes in five seconds).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+        /// The dashboard page's port on 127.0.0.1.
+        #[arg(long, default_value_t = 3001)]
+        dashboard_port: u16,
     },
     /// Start the stack, simulate users placing orders, follow every order, print a summary, stop.
     Demo {
@@ -128,6 +135,37 @@ enum Command {
         #[arg(long, default_value = "bench/results")]
         out: PathBuf,
     },
+    /// Rehearse every alarm: inject each failure the pipeline can suffer under steady
+    /// traffic and a burst, expect the alarm its runbook names, run the runbook's
+    /// commands, expect OK (`local drill` for all, `local drill NAME...` for some).
+    Drill {
+        /// Drills to run (default: all; with --quick, the quick set).
+        names: Vec<String>,
+        /// The quick set (together they fire every alarm), steady traffic only.
+        #[arg(long)]
+        quick: bool,
+        /// The plane's clock runs this many times faster than real time.
+        #[arg(long, default_value_t = 60.0)]
+        time_scale: f64,
+        /// New orders per real second of steady traffic.
+        #[arg(long, default_value_t = 3.0)]
+        rate: f64,
+        /// Orders in a burst.
+        #[arg(long, default_value_t = 30)]
+        burst: usize,
+        /// Also check the dashboard in headless Chromium (needs `scripts/tools browser`).
+        #[arg(long)]
+        browser: bool,
+        /// Where the table, JSON and screenshots go.
+        #[arg(long, default_value = ".local/drill")]
+        out: PathBuf,
+        /// Seed of the traffic.
+        #[arg(long, default_value_t = 5)]
+        seed: u64,
+        /// Use the binaries already in target/debug.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Stop a stack started with `local up`.
     Down,
 }
@@ -174,9 +212,15 @@ async fn wait_for_signal() {
     }
 }
 
-async fn up(mut options: StackOptions, port: u16, api_key: String) -> Result<(), String> {
+async fn up(
+    mut options: StackOptions,
+    port: u16,
+    api_key: String,
+    observability: Observability,
+) -> Result<(), String> {
     options.api_port = port;
     options.api_key = api_key;
+    options.observability = Some(observability);
     let pid_file = pid_file(&options);
     let lambda_env = options.state_dir.join("lambda.env");
     local::logging::init(&options.state_dir.join("logs"))?;
@@ -203,6 +247,16 @@ async fn up(mut options: StackOptions, port: u16, api_key: String) -> Result<(),
         println!("  queue      {id}: {}", queue.url);
     }
     println!("  logs       {}/<function>.log", stack.logs().display());
+    if let Some(url) = stack.dashboard_url() {
+        println!(
+            "  dashboard  {url}   (alarm states as JSON: {url}alarms; time x{})",
+            observability.time_scale
+        );
+        println!(
+            "  alarms     notifications in {}",
+            stack.logs().join("alarm-topic.log").display()
+        );
+    }
     println!(
         "  functions  env CARGO_LAMBDA_WATCH.ENV_FILE={} cargo lambda watch",
         lambda_env.display()
@@ -419,6 +473,73 @@ async fn run_bench(
     Ok(true)
 }
 
+/// The order queue's visibility timeout in drills, in real seconds.
+const DRILL_VISIBILITY_TIMEOUT: u64 = 12;
+
+async fn run_drill(
+    workspace: &Path,
+    mut options: StackOptions,
+    drill_options: local::drill::DrillOptions,
+    time_scale: f64,
+    out: &Path,
+) -> Result<bool, String> {
+    options.api_port = 0;
+    options.observability = Some(Observability {
+        time_scale,
+        dashboard_port: 0,
+    });
+    // Deliberate local deviations: a failed message returns after 12 s (the template's
+    // 60 s is six times the function's timeout; 12 s still outlives an invocation), and a
+    // failed stream batch is retried after half a second.
+    options.overrides = Overrides {
+        visibility_timeout_seconds: Some(DRILL_VISIBILITY_TIMEOUT as u32),
+    };
+    options.stream_retry_delay = Duration::from_millis(500);
+    options.state_dir = options.state_dir.join("drill");
+    local::logging::init_with(
+        &options.state_dir.join("logs"),
+        tracing_subscriber::filter::LevelFilter::ERROR,
+    )?;
+    let names: Vec<&str> = local::drill::select(&drill_options.only, drill_options.quick)?
+        .iter()
+        .map(|d| d.name)
+        .collect();
+    println!(
+        "local drill: {} at {time_scale}x simulated time, {} orders/s steady traffic: {}",
+        if drill_options.quick {
+            "the quick set"
+        } else {
+            "every drill"
+        },
+        drill_options.rate,
+        names.join(", ")
+    );
+    let report = with_stack(options, async |stack: &Stack| {
+        if let Some(url) = stack.dashboard_url() {
+            println!("local drill: dashboard at {url} (alarm states at {url}alarms)");
+        }
+        local::drill::run(stack, &drill_options).await
+    })
+    .await?;
+    println!("{report}");
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(out.join("drills.md"), report.to_string())
+        .map_err(|e| format!("{}: {e}", out.join("drills.md").display()))?;
+    std::fs::write(
+        out.join("drills.json"),
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("{}: {e}", out.join("drills.json").display()))?;
+    let _ = workspace;
+    if report.holds() {
+        println!("local drill: every failure reached its alarm, and every runbook cleared it");
+        Ok(true)
+    } else {
+        println!("local drill: DRILLS FAILED (see above)");
+        Ok(false)
+    }
+}
+
 fn down(options: &StackOptions) -> Result<(), String> {
     let pid_file = pid_file(options);
     let Ok(pid) = std::fs::read_to_string(&pid_file) else {
@@ -463,8 +584,18 @@ async fn main() -> ExitCode {
             port,
             api_key,
             no_build,
+            time_scale,
+            dashboard_port,
         } => match if no_build { Ok(()) } else { build(&workspace) } {
-            Ok(()) => up(options, port, api_key).await.map(|()| true),
+            Ok(()) => {
+                let observability = Observability {
+                    time_scale: time_scale.max(1.0),
+                    dashboard_port,
+                };
+                up(options, port, api_key, observability)
+                    .await
+                    .map(|()| true)
+            }
             Err(e) => Err(e),
         },
         Command::Demo {
@@ -542,6 +673,42 @@ async fn main() -> ExitCode {
             };
             run_bench(&workspace, &options, quick, &out).await
         }
+        Command::Drill {
+            names,
+            quick,
+            time_scale,
+            rate,
+            burst,
+            browser,
+            out,
+            seed,
+            no_build,
+        } => match if no_build { Ok(()) } else { build(&workspace) } {
+            Ok(()) => {
+                let out = if out.is_absolute() {
+                    out
+                } else {
+                    workspace.join(out)
+                };
+                let drill = local::drill::DrillOptions {
+                    only: names,
+                    quick,
+                    rate,
+                    burst,
+                    ordersctl: options.binaries.join("ordersctl"),
+                    runbooks: workspace.join("alarms/runbooks"),
+                    settle: Duration::from_secs(DRILL_VISIBILITY_TIMEOUT + 2),
+                    browser: browser.then(|| local::drill::BrowserCheck {
+                        python: workspace.join(".venv-browser/bin/python"),
+                        script: workspace.join("local/browser/check_dashboard.py"),
+                        out: out.join("screenshots"),
+                    }),
+                    seed,
+                };
+                run_drill(&workspace, options, drill, time_scale.max(1.0), &out).await
+            }
+            Err(e) => Err(e),
+        },
         Command::Down => down(&options).map(|()| true),
     };
     match result {
