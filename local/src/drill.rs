@@ -1016,7 +1016,7 @@ impl Run<'_> {
         if !drill.commands.is_empty() {
             tokio::time::sleep(self.options.settle).await;
         }
-        const PASSES: usize = 3;
+        const PASSES: usize = 6;
         for pass in 1..=PASSES {
             if !drill.commands.is_empty() {
                 match self.runbook(drill).await {
@@ -1030,19 +1030,14 @@ impl Run<'_> {
                     }
                 }
             }
-            let stable = match self.all_ok(Duration::from_secs(120)).await {
-                Ok(()) => {
-                    let ok_at = self.now();
-                    // Stays OK for a visibility timeout: nothing is still on its way.
-                    tokio::time::sleep(self.options.settle).await;
-                    match self.all_ok(Duration::ZERO).await {
-                        Ok(()) => Ok(ok_at),
-                        Err(not_ok) => Err(not_ok),
-                    }
-                }
-                Err(not_ok) => Err(not_ok),
+            // With commands to run again, a pass waits half a minute for OK; a drill
+            // without them waits for its alarms to clear on their own.
+            let wait = if drill.commands.is_empty() {
+                Duration::from_secs(240)
+            } else {
+                Duration::from_secs(30)
             };
-            match stable {
+            let stable = match self.all_ok(wait).await {            match stable {
                 Ok(ok_at) => {
                     row.to_ok_s = Some((ok_at - fixed_at) / 1000);
                     break;
