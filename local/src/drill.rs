@@ -1037,7 +1037,16 @@ impl Run<'_> {
             } else {
                 Duration::from_secs(30)
             };
-            let stable = match self.all_ok(wait).await {            match stable {
+            let stable = match self.all_ok(wait).await {
+                Ok(()) => {
+                    let ok_at = self.now();
+                    // Stays OK for a visibility timeout: nothing is still on its way.
+                    tokio::time::sleep(self.options.settle).await;
+                    self.all_ok(Duration::ZERO).await.map(|()| ok_at)
+                }
+                Err(not_ok) => Err(not_ok),
+            };
+            match stable {
                 Ok(ok_at) => {
                     row.to_ok_s = Some((ok_at - fixed_at) / 1000);
                     break;
