@@ -12,7 +12,8 @@ It opens the page, waits for the widgets to be drawn, and checks:
 - with --expect, that the alarm widget shows each named alarm in that state (it waits,
   as the page refreshes every two seconds, up to --timeout).
 
-It saves a full-page screenshot as DIR/SHOT.png and prints a JSON summary. Exit code 0
+It saves a full-page screenshot as DIR/SHOT.png, the first screen as DIR/SHOT-top.png,
+and prints a JSON summary. Exit code 0
 when every check holds, 1 when one does not, 2 when the browser cannot run.
 
 Chromium is Debian's (/usr/bin/chromium, or $CHROMIUM), started with the flags this
@@ -109,6 +110,7 @@ def main():
                 break
             time.sleep(1.0)
         page.screenshot(path=shot, full_page=True)
+        page.screenshot(path=os.path.join(args.out, f"{args.name}-top.png"))
         browser.close()
 
     undrawn = [w for w in widgets if w["state"] != "data"] if args.require_data else []
