@@ -397,6 +397,73 @@ fn seconds(s: Option<i64>) -> String {
 }
 
 impl DrillReport {
+    /// One line per drill, its traffic shapes side by side: the failure, the alarms
+    /// its runbook names with their time to ALARM, the fix, and the time to OK.
+    pub fn summary(&self) -> String {
+        let mut out = String::from(
+            "| failure (`local drill NAME`) | alarms its runbook names: time to ALARM (steady / burst) | fix: runbook commands | time to OK (steady / burst) |\n|---|---|---|---:|\n",
+        );
+        let mut names: Vec<&str> = Vec::new();
+        for row in &self.rows {
+            if !names.contains(&row.name.as_str()) {
+                names.push(&row.name);
+            }
+        }
+        for name in names {
+            let rows: Vec<&DrillRow> = self.rows.iter().filter(|r| r.name == name).collect();
+            let Some(first) = rows.first() else { continue };
+            let both = |value: &dyn Fn(&DrillRow) -> String| {
+                rows.iter()
+                    .map(|r| value(r))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            };
+            let alarms: Vec<String> = first
+                .alarms
+                .iter()
+                .filter(|a| a.expected)
+                .map(|a| {
+                    let times = both(&|r: &DrillRow| {
+                        seconds(
+                            r.alarms
+                                .iter()
+                                .find(|x| x.alarm == a.alarm)
+                                .and_then(|x| x.to_alarm_s),
+                        )
+                    });
+                    format!("{} {times}", a.alarm.trim_end_matches("Alarm"))
+                })
+                .collect();
+            let commands: Vec<&str> = first
+                .fix
+                .iter()
+                .filter(|f| f.starts_with('`'))
+                .map(|f| f.split(" (").next().unwrap_or(f))
+                .collect();
+            let fix = if commands.is_empty() {
+                first.fix.first().cloned().unwrap_or_default()
+            } else {
+                format!(
+                    "{}; {}",
+                    first.fix.first().cloned().unwrap_or_default(),
+                    commands.join(", ")
+                )
+            };
+            let verdict = if rows.iter().all(|r| r.problems.is_empty()) {
+                ""
+            } else {
+                " FAILED"
+            };
+            out.push_str(&format!(
+                "| {} (`{name}`) | {} | {fix} | {}{verdict} |\n",
+                first.failure,
+                alarms.join("<br>"),
+                both(&|r: &DrillRow| seconds(r.to_ok_s)),
+            ));
+        }
+        out
+    }
+
     /// Whether every drill held, every alarm fired, and every order completed.
     pub fn holds(&self) -> bool {
         self.rows.iter().all(|r| r.problems.is_empty())

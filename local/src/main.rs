@@ -523,8 +523,11 @@ async fn run_drill(
     .await?;
     println!("{report}");
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    std::fs::write(out.join("drills.md"), report.to_string())
-        .map_err(|e| format!("{}: {e}", out.join("drills.md").display()))?;
+    std::fs::write(
+        out.join("drills.md"),
+        format!("{}\n{report}", report.summary()),
+    )
+    .map_err(|e| format!("{}: {e}", out.join("drills.md").display()))?;
     std::fs::write(
         out.join("drills.json"),
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
