@@ -387,7 +387,9 @@ impl Proxy {
         parts: &hyper::http::request::Parts,
         body: Bytes,
     ) -> Result<(hyper::http::response::Parts, Bytes), String> {
-        let request_headers = parts.headers.clone();
+        // For the capacity counting: the operation, and the request (a cheap clone of
+        // the shared bytes).
+        let target = target_of(&parts.headers);
         let request_body = body.clone();
         let path = parts
             .uri
@@ -417,7 +419,7 @@ impl Proxy {
         if let Some(telemetry) = self.telemetry.get() {
             record_dynamodb(
                 telemetry,
-                request_target(parts_target(&request_headers)),
+                &target,
                 &request_body,
                 &parts,
                 &body,
@@ -432,7 +434,8 @@ impl Proxy {
 /// (`local/src/moto_serve.py`).
 const ITEM_IMAGES_HEADER: &str = "x-local-item-images";
 
-fn parts_target(headers: &hyper::HeaderMap) -> String {
+/// A request's `X-Amz-Target` (empty when it has none).
+fn target_of(headers: &hyper::HeaderMap) -> String {
     headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -440,22 +443,18 @@ fn parts_target(headers: &hyper::HeaderMap) -> String {
         .to_owned()
 }
 
-fn request_target(target: String) -> String {
-    target
-}
-
 /// `AWS/DynamoDB` metrics of one call that reached the emulator: consumed write units
 /// (table and indexes) from the item images, consumed read units from the items read,
 /// and refused conditional writes.
 fn record_dynamodb(
     telemetry: &ProxyTelemetry,
-    target: String,
+    target: &str,
     request: &[u8],
     parts: &hyper::http::response::Parts,
     body: &[u8],
     images: Option<&hyper::header::HeaderValue>,
 ) {
-    let (service, operation) = Service::from_target(&target);
+    let (service, operation) = Service::from_target(target);
     if service != Service::DynamoDb {
         return;
     }

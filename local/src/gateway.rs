@@ -248,8 +248,9 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
         plane.put(metric("IntegrationLatency"), integration);
     }
     if let Some((file, format)) = &telemetry.access_log {
-        let length = http_body_util::BodyExt::boxed(response.body().clone());
-        let length = hyper::body::Body::size_hint(&length).exact().unwrap_or(0);
+        let length = hyper::body::Body::size_hint(response.body())
+            .exact()
+            .unwrap_or(0);
         let values = BTreeMap::from([
             ("requestId", uuid::Uuid::new_v4().to_string()),
             ("xrayTraceId", "-".to_owned()),
