@@ -33,6 +33,10 @@
 //! and only if the work happened. No lease is needed then: the transaction is atomic
 //! and two concurrent runs cannot both commit.
 //!
+//! [`on_item`] is a third way, for work that is one conditional `UpdateItem` on one
+//! item: the record's attributes live on that item and commit with the work's own
+//! write, one unit where the transaction costs two per item.
+//!
 //! `POWERTOOLS_IDEMPOTENCY_DISABLED=true` runs the work every time.
 //!
 //! # Example
@@ -68,6 +72,9 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+pub mod on_item;
+pub use on_item::{ItemIdempotencyLayer, ItemOutcome, ItemWrite};
 
 /// The lease outside an invocation (where there is no deadline to bind it to).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);

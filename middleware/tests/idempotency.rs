@@ -11,8 +11,10 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TransactWriteItem,
 };
 use local::moto::Moto;
+use middleware::idempotency::on_item::attr as item_attr;
 use middleware::idempotency::{
-    Idempotency, IdempotencyConfig, IdempotencyError, Outcome, TransactionOutcome, payload_hash,
+    Cleared, Idempotency, IdempotencyConfig, IdempotencyError, ItemOutcome, ItemWrite, Outcome,
+    TransactionOutcome, payload_hash,
 };
 
 fn moto() -> &'static Moto {
@@ -481,4 +483,262 @@ async fn disabled_idempotency_builds_a_plain_transaction_that_keeps_no_record() 
         .unwrap()
         .item;
     assert!(record.is_none(), "{record:?}");
+}
+
+/// An order-like item: `state` moves from `OPEN` to `DONE` once, `applied` counts it.
+async fn put_business_item(client: &aws_sdk_dynamodb::Client, table: &str, id: &str) {
+    client
+        .put_item()
+        .table_name(table)
+        .item("PK", AttributeValue::S(format!("ITEM#{id}")))
+        .item("SK", AttributeValue::S("ITEM".into()))
+        .item("state", AttributeValue::S("OPEN".into()))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn item_key(id: &str) -> std::collections::HashMap<String, AttributeValue> {
+    std::collections::HashMap::from([
+        ("PK".to_owned(), AttributeValue::S(format!("ITEM#{id}"))),
+        ("SK".to_owned(), AttributeValue::S("ITEM".into())),
+    ])
+}
+
+/// The work: `OPEN` → `DONE`, `applied + 1`, guarded by `state = OPEN`.
+fn finish(id: &str) -> ItemWrite {
+    ItemWrite {
+        key: item_key(id),
+        condition: Some("#state = :open".to_owned()),
+        set: vec!["#state = :done".to_owned()],
+        add: vec!["applied :one".to_owned()],
+        names: std::collections::HashMap::from([("#state".to_owned(), "state".to_owned())]),
+        values: std::collections::HashMap::from([
+            (":open".to_owned(), AttributeValue::S("OPEN".into())),
+            (":done".to_owned(), AttributeValue::S("DONE".into())),
+            (":one".to_owned(), AttributeValue::N("1".into())),
+        ]),
+        ..ItemWrite::default()
+    }
+}
+
+async fn stored(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    id: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(item_key(id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn on_the_item_the_record_commits_with_the_work_and_a_repeat_replays_without_a_read() {
+    let (idempotency, client, table) = store(|_| {}).await;
+    put_business_item(&client, &table, "a").await;
+    let hash = payload_hash(b"payload");
+    let run = |result: u8, validation: String| {
+        let idempotency = &idempotency;
+        async move {
+            idempotency
+                .run_on_item("a", Some(&validation), || async move {
+                    Ok::<_, String>((result, finish("a")))
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        run(1, hash.clone()).await,
+        ItemOutcome::Done(Outcome::Executed(1))
+    );
+    let item = stored(&client, &table, "a").await;
+    assert_eq!(item["state"], AttributeValue::S("DONE".into()));
+    assert_eq!(
+        item[item_attr::STATUS],
+        AttributeValue::S("COMPLETED".into())
+    );
+    assert_eq!(item[item_attr::KEY], AttributeValue::S("test-fn#a".into()));
+    assert_eq!(item[item_attr::VALIDATION], AttributeValue::S(hash.clone()));
+    assert!(
+        !item.contains_key("expiration"),
+        "never the table's TTL attribute"
+    );
+    // A repeat: refused by the record, answered from the refusal.
+    assert_eq!(
+        run(2, hash.clone()).await,
+        ItemOutcome::Done(Outcome::Replayed(1))
+    );
+    assert_eq!(
+        stored(&client, &table, "a").await,
+        item,
+        "the repeat wrote nothing"
+    );
+    // Another payload under the same key is refused.
+    let mismatch = idempotency
+        .run_on_item("a", Some(&payload_hash(b"other")), || async {
+            Ok::<_, String>((3u8, finish("a")))
+        })
+        .await;
+    assert!(matches!(
+        mismatch,
+        Err(IdempotencyError::PayloadMismatch { .. })
+    ));
+}
+
+#[tokio::test]
+async fn on_the_item_an_expired_record_leaves_the_answer_to_the_works_own_condition() {
+    let (idempotency, client, table) = store(|config| {
+        config.expires_after = Duration::ZERO;
+    })
+    .await;
+    put_business_item(&client, &table, "b").await;
+    let first = idempotency
+        .run_on_item("b", None, || async { Ok::<_, String>((1u8, finish("b"))) })
+        .await
+        .unwrap();
+    assert_eq!(first, ItemOutcome::Done(Outcome::Executed(1)));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The record has expired: the work's own condition (state = OPEN) refuses, and the
+    // refusal carries the item as stored.
+    let again = idempotency
+        .run_on_item("b", None, || async { Ok::<_, String>((2u8, finish("b"))) })
+        .await
+        .unwrap();
+    match again {
+        ItemOutcome::Refused(item) => {
+            assert_eq!(item["state"], AttributeValue::S("DONE".into()));
+            assert_eq!(item["applied"], AttributeValue::N("1".into()));
+        }
+        other => panic!("{other:?}"),
+    }
+    // No item at all: refused with nothing stored, and nothing created.
+    let missing = idempotency
+        .run_on_item("c", None, || async { Ok::<_, String>((1u8, finish("c"))) })
+        .await
+        .unwrap();
+    assert_eq!(missing, ItemOutcome::Refused(Default::default()));
+    assert!(stored(&client, &table, "c").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_item_concurrent_duplicates_apply_once() {
+    let (idempotency, client, table) = store(|_| {}).await;
+    put_business_item(&client, &table, "d").await;
+    let idempotency = Arc::new(idempotency);
+    let runs: Vec<_> = (0..4u8)
+        .map(|i| {
+            let idempotency = Arc::clone(&idempotency);
+            tokio::spawn(async move {
+                idempotency
+                    .run_on_item(
+                        "d",
+                        None,
+                        || async move { Ok::<_, String>((i, finish("d"))) },
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut executed = 0;
+    for run in runs {
+        if matches!(run.await.unwrap(), ItemOutcome::Done(Outcome::Executed(_))) {
+            executed += 1;
+        }
+    }
+    assert_eq!(executed, 1);
+    assert_eq!(
+        stored(&client, &table, "d").await["applied"],
+        AttributeValue::N("1".into())
+    );
+}
+
+#[tokio::test]
+async fn on_the_item_a_lease_guards_work_with_outside_effects() {
+    let (idempotency, client, table) = store(|_| {}).await;
+    put_business_item(&client, &table, "e").await;
+    // The work fails after taking the lease: the lease is given back.
+    let failed = idempotency
+        .run_on_item_leased(item_key("e"), "e", None, |_before| async {
+            Err::<(u8, ItemWrite), _>("payment declined".to_owned())
+        })
+        .await;
+    assert!(matches!(failed, Err(IdempotencyError::Work(_))));
+    assert!(
+        !stored(&client, &table, "e")
+            .await
+            .contains_key(item_attr::STATUS)
+    );
+    // The work sees the item as it was, and commits under its lease.
+    let done = idempotency
+        .run_on_item_leased(item_key("e"), "e", None, |before| async move {
+            assert_eq!(before["state"], AttributeValue::S("OPEN".into()));
+            Ok::<_, String>((7u8, finish("e")))
+        })
+        .await
+        .unwrap();
+    assert_eq!(done, ItemOutcome::Done(Outcome::Executed(7)));
+    let item = stored(&client, &table, "e").await;
+    assert_eq!(
+        item[item_attr::STATUS],
+        AttributeValue::S("COMPLETED".into())
+    );
+    assert!(!item.contains_key(item_attr::LEASE));
+    // A repeat replays without running the work.
+    let again = idempotency
+        .run_on_item_leased::<u8, String, _, _>(item_key("e"), "e", None, |_| async {
+            panic!("the work must not run again")
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, ItemOutcome::Done(Outcome::Replayed(7)));
+
+    // A live lease held by another run: in flight, and kept by a clear without force.
+    put_business_item(&client, &table, "f").await;
+    client
+        .update_item()
+        .table_name(&table)
+        .set_key(Some(item_key("f")))
+        .update_expression("SET idem_key = :k, idem_status = :s, idem_lease = :l")
+        .expression_attribute_values(":k", AttributeValue::S("test-fn#f".into()))
+        .expression_attribute_values(":s", AttributeValue::S("INPROGRESS".into()))
+        .expression_attribute_values(":l", AttributeValue::N((now_ms() + 60_000).to_string()))
+        .send()
+        .await
+        .unwrap();
+    let busy = idempotency
+        .run_on_item("f", None, || async { Ok::<_, String>((1u8, finish("f"))) })
+        .await
+        .unwrap();
+    assert!(matches!(busy, ItemOutcome::Done(Outcome::InFlight { .. })));
+    assert_eq!(
+        idempotency.clear_stale_on_item(item_key("f"), false).await,
+        Ok(Cleared::Kept("INPROGRESS".into()))
+    );
+    assert_eq!(
+        idempotency.clear_stale_on_item(item_key("f"), true).await,
+        Ok(Cleared::Deleted)
+    );
+    let item = stored(&client, &table, "f").await;
+    assert_eq!(
+        item["state"],
+        AttributeValue::S("OPEN".into()),
+        "the item itself stays"
+    );
+    assert!(!item.contains_key(item_attr::STATUS));
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
