@@ -1,7 +1,9 @@
 //! The bench compares like with like: the Python + Powertools functions (bench/python)
 //! and the Rust ones speak the same messages. Each side's stream function forwards new
 //! orders, and the *other* side's queue function completes them, every process under
-//! the local Lambda Runtime API against the emulator.
+//! the local Lambda Runtime API against the emulator. The orders are stored as the
+//! completing side's design has them: one item (Rust, and the second Python pair), or
+//! the workshop's header and line items (the first Python pair).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use local::bench::events::{BenchOrder, seed, stream_event};
+use local::bench::events::{BenchOrder, Design, seed, stream_event};
 use local::function::{Function, FunctionConfig, Outcome};
 use local::resources::{self, Overrides};
 use support::{REGION, template, workspace};
@@ -54,6 +56,16 @@ async fn env() -> Env {
 enum Side {
     Rust,
     Python,
+    PythonOneItem,
+}
+
+impl Side {
+    fn design(self) -> Design {
+        match self {
+            Self::Python => Design::Workshop,
+            Self::Rust | Self::PythonOneItem => Design::OneItem,
+        }
+    }
 }
 
 impl Env {
@@ -81,7 +93,7 @@ impl Env {
             Side::Rust => Path::new(env!("CARGO_BIN_EXE_orders-api"))
                 .with_file_name(binary)
                 .to_path_buf(),
-            Side::Python => {
+            Side::Python | Side::PythonOneItem => {
                 let python = std::env::var_os("BENCH_PYTHON")
                     .map_or_else(|| workspace().join(".venv-bench/bin/python"), PathBuf::from);
                 assert!(
@@ -89,8 +101,9 @@ impl Env {
                     "{} is missing: scripts/tools bench installs it",
                     python.display()
                 );
-                let handler = match binary {
-                    "process-cart-products" => "forwarder.handler",
+                let handler = match (binary, side) {
+                    ("process-cart-products", _) => "forwarder.handler",
+                    (_, Side::PythonOneItem) => "consumer_one_item.handler",
                     _ => "consumer.handler",
                 };
                 environment.insert("BENCH_PYTHON".to_owned(), python.display().to_string());
@@ -175,17 +188,19 @@ async fn one_way(forwarder: Side, consumer: Side, seed_value: u64) {
     let orders: Vec<BenchOrder> = (0..5)
         .map(|i| BenchOrder::generate(seed_value, i))
         .collect();
+    let design = consumer.design();
     seed(
         &aws_sdk_dynamodb::Client::new(&env.sdk),
         &env.table,
         &orders,
+        design,
     )
     .await
     .unwrap();
     let forward = env.function(forwarder, "process-cart-products").await;
     succeeded(
         &forward
-            .invoke(stream_event(&orders, 1_000, &env.stream_arn))
+            .invoke(stream_event(&orders, design, 1_000, &env.stream_arn))
             .await,
     );
     let complete = env.function(consumer, "update-cart-products").await;
@@ -209,4 +224,9 @@ async fn python_forwards_and_rust_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_forwards_and_python_completes() {
     one_way(Side::Rust, Side::Python, 72).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_forwards_and_python_completes_one_item_orders() {
+    one_way(Side::Rust, Side::PythonOneItem, 73).await;
 }

@@ -28,7 +28,7 @@ use ecommerce_api::message::OrderMessage;
 use ecommerce_api::order_queue::{OrderQueue, SendFailure};
 use ecommerce_api::pipeline::forward::forward_orders;
 use ecommerce_api::store::Store;
-use local::bench::events::{BenchOrder, stream_event};
+use local::bench::events::{BenchOrder, Design, stream_event};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
@@ -102,6 +102,7 @@ fn main() {
         .collect();
     let stream = stream_event(
         &orders,
+        Design::OneItem,
         1_000_000,
         "arn:aws:dynamodb:eu-west-1:1:table/t/stream/s",
     );
@@ -153,7 +154,7 @@ fn main() {
     group.bench_function("plan", |b| {
         b.iter(|| {
             let message = OrderMessage::from_json(black_box(&body)).unwrap();
-            black_box(store.completion_items(&message, &now).unwrap())
+            black_box(store.completion_write(&message, &now))
         });
     });
     group.bench_function("touch", |b| {

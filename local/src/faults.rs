@@ -191,7 +191,8 @@ pub struct ProxyStats {
     calls: Mutex<BTreeMap<String, u64>>,
     faults: Mutex<BTreeMap<Fault, u64>>,
     dynamodb_writes: AtomicU64,
-    dynamodb_write_units: AtomicU64,
+    dynamodb_table_write_units: AtomicU64,
+    dynamodb_index_write_units: AtomicU64,
 }
 
 impl ProxyStats {
@@ -221,34 +222,29 @@ impl ProxyStats {
         self.dynamodb_writes.load(Ordering::Relaxed)
     }
 
-    /// DynamoDB write request units, as on-demand tables bill them for items up to
-    /// 1 KB: one per item written, two per item of a transaction.
+    /// DynamoDB write request units the calls consumed, base tables and indexes, by
+    /// DynamoDB's documented rules ([`capacity::write_cost`]) from the item images the
+    /// emulator reports. Counted once a table shape is attached
+    /// ([`ProxyHandle::attach`]).
     pub fn dynamodb_write_units(&self) -> u64 {
-        self.dynamodb_write_units.load(Ordering::Relaxed)
+        self.dynamodb_table_write_units() + self.dynamodb_index_write_units()
     }
 
-    fn count_units(&self, operation: &str, body: &[u8]) {
-        let items = |key: &str| {
-            serde_json::from_slice::<Value>(body)
-                .ok()
-                .map_or(0, |request| match &request[key] {
-                    Value::Array(items) => items.len() as u64,
-                    Value::Object(tables) => tables
-                        .values()
-                        .filter_map(Value::as_array)
-                        .map(|items| items.len() as u64)
-                        .sum(),
-                    _ => 0,
-                })
-        };
-        let units = match operation {
-            "PutItem" | "UpdateItem" | "DeleteItem" => 1,
-            "TransactWriteItems" => 2 * items("TransactItems"),
-            "BatchWriteItem" => items("RequestItems"),
-            _ => 0,
-        };
-        self.dynamodb_write_units
-            .fetch_add(units, Ordering::Relaxed);
+    /// The base tables' share of [`Self::dynamodb_write_units`].
+    pub fn dynamodb_table_write_units(&self) -> u64 {
+        self.dynamodb_table_write_units.load(Ordering::Relaxed)
+    }
+
+    /// The global secondary indexes' share of [`Self::dynamodb_write_units`].
+    pub fn dynamodb_index_write_units(&self) -> u64 {
+        self.dynamodb_index_write_units.load(Ordering::Relaxed)
+    }
+
+    fn consumed(&self, cost: &capacity::WriteCost) {
+        self.dynamodb_table_write_units
+            .fetch_add(cost.tables.values().sum(), Ordering::Relaxed);
+        self.dynamodb_index_write_units
+            .fetch_add(cost.indexes.values().sum(), Ordering::Relaxed);
     }
 
     fn count(&self, service: Service, operation: &str) {
@@ -282,12 +278,12 @@ struct Proxy {
     telemetry: Arc<std::sync::OnceLock<ProxyTelemetry>>,
 }
 
-/// Where a proxy reports `AWS/DynamoDB` metrics: the plane, and each table's key and
-/// indexes (by table name) to count index writes.
+/// What a proxy needs to count capacity units: each table's key and indexes (by table
+/// name) to count index writes, and the plane its `AWS/DynamoDB` metrics go to, if any.
 #[derive(Debug, Clone)]
 pub struct ProxyTelemetry {
-    /// The plane.
-    pub plane: Arc<Plane>,
+    /// The plane (`None`: the units are counted in [`ProxyStats`] only).
+    pub plane: Option<Arc<Plane>>,
     /// Table shapes by table name.
     pub tables: BTreeMap<String, TableShape>,
 }
@@ -316,7 +312,8 @@ impl ProxyHandle {
         self.plan.lock().map(|p| *p).unwrap_or_default()
     }
 
-    /// Reports `AWS/DynamoDB` metrics to `telemetry` from now on.
+    /// Counts capacity units by `telemetry`'s table shapes, and reports `AWS/DynamoDB`
+    /// metrics to its plane, from now on.
     pub fn attach(&self, telemetry: ProxyTelemetry) {
         let _ = self.telemetry.set(telemetry);
     }
@@ -419,6 +416,7 @@ impl Proxy {
         if let Some(telemetry) = self.telemetry.get() {
             record_dynamodb(
                 telemetry,
+                &self.stats,
                 &target,
                 &request_body,
                 &parts,
@@ -448,6 +446,7 @@ fn target_of(headers: &hyper::HeaderMap) -> String {
 /// and refused conditional writes.
 fn record_dynamodb(
     telemetry: &ProxyTelemetry,
+    stats: &ProxyStats,
     target: &str,
     request: &[u8],
     parts: &hyper::http::response::Parts,
@@ -458,7 +457,12 @@ fn record_dynamodb(
     if service != Service::DynamoDb {
         return;
     }
-    let plane = &telemetry.plane;
+    let plane = telemetry.plane.as_deref();
+    let put = |id: MetricId, value: f64| {
+        if let Some(plane) = plane {
+            plane.put(id, value);
+        }
+    };
     let metric = |name: &str, table: &str, index: Option<&str>| {
         let mut dimensions = vec![("TableName", table)];
         if let Some(index) = index {
@@ -506,14 +510,15 @@ fn record_dynamodb(
                 outcome,
                 &|table| telemetry.tables.get(table).cloned(),
             );
+            stats.consumed(&cost);
             for (table, units) in &cost.tables {
-                plane.put(
+                put(
                     metric("ConsumedWriteCapacityUnits", table, None),
                     *units as f64,
                 );
             }
             for ((table, index), units) in &cost.indexes {
-                plane.put(
+                put(
                     metric("ConsumedWriteCapacityUnits", table, Some(index)),
                     *units as f64,
                 );
@@ -521,7 +526,7 @@ fn record_dynamodb(
         }
         if error_type.contains("ConditionalCheckFailed") && operation != "TransactWriteItems" {
             for item in &written {
-                plane.put(
+                put(
                     metric("ConditionalCheckFailedRequests", &item.table, None),
                     1.0,
                 );
@@ -600,7 +605,7 @@ fn record_dynamodb(
         _ => Vec::new(),
     };
     for (table, index, units) in reads {
-        plane.put(
+        put(
             metric("ConsumedReadCapacityUnits", &table, index.as_deref()),
             units,
         );
@@ -809,9 +814,6 @@ async fn handle(proxy: Arc<Proxy>, request: Request<Incoming>) -> Option<Respons
         .to_owned();
     let (service, operation) = Service::from_target(&target);
     proxy.stats.count(service, operation);
-    if service == Service::DynamoDb {
-        proxy.stats.count_units(operation, &body);
-    }
     let chosen = proxy.choose(service, operation);
     if let Some((fault, _)) = &chosen {
         proxy.stats.injected(*fault);
@@ -860,23 +862,6 @@ mod tests {
             (Service::Sqs, "SendMessageBatch")
         );
         assert_eq!(Service::from_target("").0, Service::Other);
-    }
-
-    #[test]
-    fn write_units_are_billed_per_item_and_double_in_transactions() {
-        let stats = ProxyStats::default();
-        stats.count_units("PutItem", b"{}");
-        assert_eq!(stats.dynamodb_write_units(), 1);
-        stats.count_units("TransactWriteItems", br#"{"TransactItems":[{},{},{}]}"#);
-        assert_eq!(stats.dynamodb_write_units(), 7);
-        stats.count_units(
-            "BatchWriteItem",
-            br#"{"RequestItems":{"t":[{},{}],"u":[{}]}}"#,
-        );
-        assert_eq!(stats.dynamodb_write_units(), 10);
-        stats.count_units("GetItem", b"{}");
-        stats.count_units("TransactWriteItems", b"not json");
-        assert_eq!(stats.dynamodb_write_units(), 10);
     }
 
     #[test]

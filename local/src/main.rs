@@ -436,7 +436,9 @@ async fn run_bench(
     let targets = results.targets(&prices, hot_path);
     let table = results.table(&prices);
     let mut report = format!("{table}\n");
-    report.push_str(&results.cost_breakdown(&prices));
+    report.push_str(&results.pipeline_table(&prices));
+    report.push('\n');
+    report.push_str(&results.end_to_end_table(&prices));
     report.push_str(&format!(
         "\nPrices read {} ({}), {}.\n\n",
         prices.read_on, prices.region, prices.source

@@ -179,7 +179,7 @@ pub(crate) fn resolve(
 }
 
 /// The table's key and indexes, for counting its write units.
-fn table_shape(spec: &StackSpec) -> crate::capacity::TableShape {
+pub fn table_shape(spec: &StackSpec) -> crate::capacity::TableShape {
     use crate::capacity::{IndexShape, Projection, TableShape};
     TableShape {
         keys: spec
@@ -347,7 +347,7 @@ impl Stack {
             let proxy = faults::start(&endpoint, plan, shutdown.clone()).await?;
             if let Some(plane) = &self.plane {
                 proxy.attach(ProxyTelemetry {
-                    plane: Arc::clone(plane),
+                    plane: Some(Arc::clone(plane)),
                     tables: BTreeMap::from([(
                         self.resources.table_name.clone(),
                         table_shape(&self.spec),

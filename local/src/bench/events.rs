@@ -1,11 +1,25 @@
-//! The bench's inputs, generated once from a seed and handed to both implementations:
+//! The bench's inputs, generated once from a seed and handed to every implementation:
 //! orders, the DynamoDB-stream batches that announce them, the SQS batches that carry
-//! their messages, and the table items a consumer needs to complete them.
+//! their messages, and the table items a consumer needs to complete them, in the shape
+//! of each table design ([`Design`]).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde_json::{Value, json};
+
+use crate::capacity::{TableShape, WriteOutcome, Written, write_cost};
+
+/// How a design stores an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Design {
+    /// One item, its lines inside, their status following the order's (this
+    /// repository's model); `GSI1` projects what listing needs.
+    OneItem,
+    /// The workshop's: an order header plus one item per line, each with its status;
+    /// `GSI1` projects `ALL`.
+    Workshop,
+}
 
 /// An order of the bench.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +86,8 @@ impl BenchOrder {
         .to_string()
     }
 
-    /// The order's header item, as `orders-api` writes it (stream-JSON shape).
-    fn header_json(&self) -> Value {
+    /// The order's (header) item as `design` writes it (stream-JSON shape).
+    fn header_json(&self, design: Design) -> Value {
         let s = |v: &str| json!({ "S": v });
         let n = |v: i64| json!({ "N": v.to_string() });
         json!({
@@ -85,14 +99,19 @@ impl BenchOrder {
             "order_id": s(&self.order_id),
             "user_id": s(&self.user_id),
             "order_status": s("ORDERED"),
-            "lines": { "L": self.lines.iter().map(|(product, name, quantity, price)| json!({ "M": {
-                "product_id": s(product),
-                "name": s(name),
-                "quantity": n(i64::from(*quantity)),
-                "unit_price_minor": n(*price),
-                "line_total_minor": n(i64::from(*quantity) * price),
-                "line_status": s("PENDING"),
-            }})).collect::<Vec<_>>() },
+            "lines": { "L": self.lines.iter().map(|(product, name, quantity, price)| {
+                let mut line = json!({
+                    "product_id": s(product),
+                    "name": s(name),
+                    "quantity": n(i64::from(*quantity)),
+                    "unit_price_minor": n(*price),
+                    "line_total_minor": n(i64::from(*quantity) * price),
+                });
+                if design == Design::Workshop {
+                    line["line_status"] = s("PENDING");
+                }
+                json!({ "M": line })
+            }).collect::<Vec<_>>() },
             "line_count": n(self.lines.len() as i64),
             "total_minor": n(self.total()),
             "currency": s("USD"),
@@ -100,11 +119,19 @@ impl BenchOrder {
         })
     }
 
-    /// The items a consumer completes: the header and one item per line.
-    pub fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
-        let mut items = vec![attributes(&self.header_json())];
+    /// The items a consumer completes: the order, and in the workshop's design one
+    /// item per line.
+    pub fn items(&self, design: Design) -> Vec<HashMap<String, AttributeValue>> {
+        self.items_json(design).iter().map(attributes).collect()
+    }
+
+    fn items_json(&self, design: Design) -> Vec<Value> {
+        let mut items = vec![self.header_json(design)];
+        if design == Design::OneItem {
+            return items;
+        }
         for (product, name, quantity, price) in &self.lines {
-            let line = json!({
+            items.push(json!({
                 "PK": { "S": format!("ORDER#{}", self.order_id) },
                 "SK": { "S": format!("LINE#{product}") },
                 "entity": { "S": "ORDER_LINE" },
@@ -116,10 +143,104 @@ impl BenchOrder {
                 "unit_price_minor": { "N": price.to_string() },
                 "line_total_minor": { "N": (i64::from(*quantity) * price).to_string() },
                 "line_status": { "S": "PENDING" },
-            });
-            items.push(attributes(&line));
+            }));
         }
         items
+    }
+
+    /// The workshop's cart: one item per line.
+    fn cart_line_items(&self) -> Vec<Value> {
+        self.lines
+            .iter()
+            .map(|(product, _, quantity, price)| {
+                json!({
+                    "PK": { "S": format!("USER#{}", self.user_id) },
+                    "SK": { "S": format!("CART#{product}") },
+                    "entity": { "S": "CART_LINE" },
+                    "user_id": { "S": self.user_id },
+                    "product_id": { "S": product },
+                    "quantity": { "N": quantity.to_string() },
+                    "unit_price_minor": { "N": price.to_string() },
+                    "currency": { "S": "USD" },
+                    "updated_at": { "S": self.placed_at },
+                    "line_status": { "S": "PENDING" },
+                })
+            })
+            .collect()
+    }
+
+    /// The one-item design's cart holding the first `lines` of this order's lines, at
+    /// `version`, as `src/store.rs` keeps it.
+    fn cart_item(&self, lines: usize, version: usize) -> Value {
+        let mut item = json!({
+            "PK": { "S": format!("USER#{}", self.user_id) },
+            "SK": { "S": "CART" },
+            "entity": { "S": "CART" },
+            "user_id": { "S": self.user_id },
+            "version": { "N": version.to_string() },
+        });
+        for (product, _, quantity, price) in self.lines.iter().take(lines) {
+            item[format!("LINE#{product}")] = json!({ "M": {
+                "product_id": { "S": product },
+                "quantity": { "N": quantity.to_string() },
+                "unit_price_minor": { "N": price.to_string() },
+                "currency": { "S": "USD" },
+                "updated_at": { "S": self.placed_at },
+                "line_status": { "S": "PENDING" },
+            }});
+        }
+        item
+    }
+
+    /// The write units of filling the cart (a write per line) and of placing the
+    /// order (one transaction: the order's items put, the cart emptied), counted by
+    /// DynamoDB's rules over the items `design` writes, with `shape`'s index
+    /// projections. The workshop keeps a cart line per item and deletes each; the
+    /// one-item design keeps the cart as one item and empties it.
+    pub fn placing_units(&self, design: Design, table: &str, shape: &TableShape) -> (u64, u64) {
+        let written = |operation: &str, before: Option<&Value>, after: Option<&Value>| Written {
+            operation: operation.to_owned(),
+            table: table.to_owned(),
+            before: before.and_then(|i| i.as_object().cloned()),
+            after: after.and_then(|i| i.as_object().cloned()),
+        };
+        let shapes = |name: &str| (name == table).then(|| shape.clone());
+        let alone = |w: Written| write_cost(&[w], false, WriteOutcome::Applied, &shapes).total();
+        let mut placing: Vec<Written> = self
+            .items_json(design)
+            .iter()
+            .map(|i| written("Put", None, Some(i)))
+            .collect();
+        let cart_units = match design {
+            Design::Workshop => {
+                let lines = self.cart_line_items();
+                placing.extend(lines.iter().map(|i| written("Delete", Some(i), None)));
+                lines
+                    .iter()
+                    .map(|i| alone(written("Put", None, Some(i))))
+                    .sum()
+            }
+            Design::OneItem => {
+                let n = self.lines.len();
+                placing.push(written(
+                    "Update",
+                    Some(&self.cart_item(n, n)),
+                    Some(&self.cart_item(0, n + 1)),
+                ));
+                (0..n)
+                    .map(|k| {
+                        let before = (k > 0).then(|| self.cart_item(k, k));
+                        alone(written(
+                            "Update",
+                            before.as_ref(),
+                            Some(&self.cart_item(k + 1, k + 1)),
+                        ))
+                    })
+                    .sum()
+            }
+        };
+        let placing_units = write_cost(&placing, true, WriteOutcome::Applied, &shapes).total();
+        (cart_units, placing_units)
     }
 }
 
@@ -151,14 +272,19 @@ fn attribute(value: &Value) -> AttributeValue {
     }
 }
 
-/// A DynamoDB-stream event announcing `orders` (INSERTs, sequence numbers from
-/// `first_sequence`), exactly as Lambda delivers it.
-pub fn stream_event(orders: &[BenchOrder], first_sequence: u64, stream_arn: &str) -> String {
+/// A DynamoDB-stream event announcing `orders` as `design` stores them (INSERTs,
+/// sequence numbers from `first_sequence`), exactly as Lambda delivers it.
+pub fn stream_event(
+    orders: &[BenchOrder],
+    design: Design,
+    first_sequence: u64,
+    stream_arn: &str,
+) -> String {
     let records: Vec<Value> = orders
         .iter()
         .enumerate()
         .map(|(i, order)| {
-            let image = order.header_json();
+            let image = order.header_json(design);
             json!({
                 "eventID": uuid::Uuid::from_u64_pair(first_sequence, i as u64).simple().to_string(),
                 "eventName": "INSERT",
@@ -208,7 +334,7 @@ pub fn sqs_event(orders: &[BenchOrder], queue_arn: &str) -> String {
     json!({ "Records": records }).to_string()
 }
 
-/// Writes the orders' items, 25 per `BatchWriteItem`.
+/// Writes the orders' items as `design` stores them, 25 per `BatchWriteItem`.
 ///
 /// # Errors
 /// A message if a write fails or items stay unprocessed.
@@ -216,8 +342,9 @@ pub async fn seed(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     orders: &[BenchOrder],
+    design: Design,
 ) -> Result<(), String> {
-    let items: Vec<_> = orders.iter().flat_map(BenchOrder::items).collect();
+    let items: Vec<_> = orders.iter().flat_map(|o| o.items(design)).collect();
     for chunk in items.chunks(25) {
         let writes: Vec<WriteRequest> = chunk
             .iter()
@@ -258,9 +385,13 @@ mod tests {
         let message: Value = serde_json::from_str(&order.message()).unwrap_or(Value::Null);
         assert_eq!(message["version"], 1);
         assert_eq!(message["order_id"], order.order_id.as_str());
-        let stream: Value =
-            serde_json::from_str(&stream_event(std::slice::from_ref(&order), 100, "arn"))
-                .unwrap_or(Value::Null);
+        let stream: Value = serde_json::from_str(&stream_event(
+            std::slice::from_ref(&order),
+            Design::OneItem,
+            100,
+            "arn",
+        ))
+        .unwrap_or(Value::Null);
         let image = &stream["Records"][0]["dynamodb"]["NewImage"];
         assert_eq!(image["order_status"]["S"], "ORDERED");
         assert_eq!(
@@ -270,8 +401,10 @@ mod tests {
         let sqs: Value = serde_json::from_str(&sqs_event(std::slice::from_ref(&order), "arn"))
             .unwrap_or(Value::Null);
         assert_eq!(sqs["Records"][0]["body"], order.message());
-        // The header and one item per line, with the key attributes.
-        let items = order.items();
+        // The workshop's header and one item per line, with the key attributes; the
+        // one-item design's single item.
+        assert_eq!(order.items(Design::OneItem).len(), 1);
+        let items = order.items(Design::Workshop);
         assert_eq!(items.len(), 1 + order.lines.len());
         assert!(
             items
@@ -280,6 +413,37 @@ mod tests {
         );
         assert!(
             matches!(items[0].get("lines"), Some(AttributeValue::L(l)) if l.len() == order.lines.len())
+        );
+    }
+
+    #[test]
+    fn placing_costs_what_each_design_writes_by_dynamodbs_rules() {
+        use crate::capacity::{IndexShape, Projection};
+        let order = (0..)
+            .map(|i| BenchOrder::generate(1, i))
+            .find(|o| o.lines.len() == 2)
+            .unwrap_or_else(|| BenchOrder::generate(1, 0));
+        assert_eq!(order.lines.len(), 2);
+        let shape = |projection: Projection| TableShape {
+            keys: vec!["PK".to_owned(), "SK".to_owned()],
+            indexes: vec![IndexShape {
+                name: "GSI1".to_owned(),
+                keys: vec!["GSI1PK".to_owned(), "GSI1SK".to_owned()],
+                projection,
+            }],
+        };
+        let include = Projection::Include(["order_status".to_owned()].into_iter().collect());
+        // The cart: a write per line. Placing, one item: the order put and the cart
+        // emptied in a transaction (2 units each), plus the order's index entry.
+        assert_eq!(
+            order.placing_units(Design::OneItem, "t", &shape(include)),
+            (2, 2 * 2 + 1)
+        );
+        // The workshop: the header, two line items and two deletes, doubled, plus the
+        // header's index entry (the lines have no index keys).
+        assert_eq!(
+            order.placing_units(Design::Workshop, "t", &shape(Projection::All)),
+            (2, 2 * 5 + 1)
         );
     }
 }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use self::events::{BenchOrder, seed, sqs_event, stream_event};
+use self::events::{BenchOrder, Design, seed, sqs_event, stream_event};
 use self::report::{Results, Role, SCENARIOS, Warm};
 use crate::faults::{self, FaultPlan, ProxyHandle};
 use crate::function::{Function, FunctionConfig, Outcome};
@@ -62,13 +62,16 @@ pub struct BenchOptions {
     pub seed: u64,
 }
 
-/// The two implementations.
+/// The implementations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Impl {
-    /// The workspace's Rust binaries.
+    /// The workspace's Rust binaries (the one-item design).
     Rust,
-    /// `bench/python` under awslambdaric.
+    /// `bench/python` under awslambdaric: the workshop's design, as a team following it
+    /// would build it with Powertools.
     Python,
+    /// `bench/python` on the one-item design, with Powertools' own idempotency records.
+    PythonOneItem,
 }
 
 impl Impl {
@@ -76,6 +79,15 @@ impl Impl {
         match self {
             Self::Rust => "rust",
             Self::Python => "python",
+            Self::PythonOneItem => "python-one-item",
+        }
+    }
+
+    /// How this side's table stores an order.
+    pub fn design(self) -> Design {
+        match self {
+            Self::Python => Design::Workshop,
+            Self::Rust | Self::PythonOneItem => Design::OneItem,
         }
     }
 }
@@ -112,6 +124,7 @@ const QUICK: Counts = Counts {
 
 /// A function under measurement.
 struct Subject {
+    design: Design,
     function: Function,
     proxy: ProxyHandle,
     log: PathBuf,
@@ -161,9 +174,10 @@ fn binary_name(role: Role) -> &'static str {
     }
 }
 
-fn python_handler(role: Role) -> &'static str {
+fn python_handler(role: Role, side: Impl) -> &'static str {
     match role {
         Role::Forwarder => "forwarder.handler",
+        Role::Consumer if side == Impl::PythonOneItem => "consumer_one_item.handler",
         Role::Consumer => "consumer.handler",
         Role::Echo => "echo.handler",
         Role::EchoPowertools => "echo_powertools.handler",
@@ -212,6 +226,14 @@ impl Bench {
         )
         .await
         .map_err(|e| e.to_string())?;
+        // Write units by DynamoDB's rules, index writes by this side's projection.
+        proxy.attach(faults::ProxyTelemetry {
+            plane: None,
+            tables: BTreeMap::from([(
+                self.resources.table_name.clone(),
+                table_shape(&self.spec, side.design()),
+            )]),
+        });
         let mut environment = self.template_environment(role)?;
         environment.insert("AWS_ENDPOINT_URL".to_owned(), proxy.endpoint.clone());
         environment.insert(
@@ -238,12 +260,15 @@ impl Bench {
                 }
                 None => self.options.rust_binaries.join(binary_name(role)),
             },
-            Impl::Python => {
+            Impl::Python | Impl::PythonOneItem => {
                 environment.insert(
                     "BENCH_PYTHON".to_owned(),
                     self.options.python.display().to_string(),
                 );
-                environment.insert("BENCH_HANDLER".to_owned(), python_handler(role).to_owned());
+                environment.insert(
+                    "BENCH_HANDLER".to_owned(),
+                    python_handler(role, side).to_owned(),
+                );
                 // The X-Ray SDK knows it is in Lambda by this variable.
                 environment.insert(
                     "LAMBDA_TASK_ROOT".to_owned(),
@@ -289,6 +314,7 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         Ok(Subject {
+            design: side.design(),
             function,
             proxy,
             log,
@@ -304,9 +330,9 @@ impl Bench {
         orders
     }
 
-    fn stream_event(&mut self, orders: &[BenchOrder]) -> String {
+    fn stream_event(&mut self, orders: &[BenchOrder], design: Design) -> String {
         let arn = self.resources.stream_arn.clone().unwrap_or_default();
-        let event = stream_event(orders, self.next_sequence, &arn);
+        let event = stream_event(orders, design, self.next_sequence, &arn);
         self.next_sequence += orders.len() as u64;
         event
     }
@@ -328,18 +354,19 @@ impl Bench {
         }
     }
 
-    /// `count` events for `role` at `batch`: one reused stream event, or a fresh SQS
-    /// event per invocation whose orders are seeded in the table.
+    /// `count` events for `role` at `batch`, for a side of `design`: one reused stream
+    /// event, or a fresh SQS event per invocation whose orders are seeded in the table.
     async fn events(
         &mut self,
         role: Role,
         batch: usize,
         count: usize,
+        design: Design,
     ) -> Result<Vec<String>, String> {
         match role {
             Role::Forwarder => {
                 let orders = self.orders(batch);
-                Ok(vec![self.stream_event(&orders); count])
+                Ok(vec![self.stream_event(&orders, design); count])
             }
             Role::Consumer => {
                 let orders = self.orders(batch * count);
@@ -347,6 +374,7 @@ impl Bench {
                     &aws_sdk_dynamodb::Client::new(&self.sdk),
                     &self.resources.table_name,
                     &orders,
+                    design,
                 )
                 .await?;
                 let arn = self.queue_arn();
@@ -395,6 +423,7 @@ struct Tally {
     requests: u64,
     writes: u64,
     write_units: u64,
+    index_write_units: u64,
     log_bytes: u64,
     emf_bytes: u64,
 }
@@ -402,10 +431,11 @@ struct Tally {
 async fn block(subject: &Subject, events: &[String], tally: &mut Tally) -> Result<(), String> {
     let pid = subject.pid();
     let log_before = std::fs::metadata(&subject.log).map_or(0, |m| m.len());
-    let (calls, writes, units) = (
+    let (calls, writes, units, index_units) = (
         subject.proxy.stats.total_calls(),
         subject.proxy.stats.dynamodb_writes(),
         subject.proxy.stats.dynamodb_write_units(),
+        subject.proxy.stats.dynamodb_index_write_units(),
     );
     let cpu_before = probe::cpu_ns(pid).ok_or("the function process is gone")?;
     for event in events {
@@ -425,6 +455,7 @@ async fn block(subject: &Subject, events: &[String], tally: &mut Tally) -> Resul
     tally.requests += subject.proxy.stats.total_calls() - calls;
     tally.writes += subject.proxy.stats.dynamodb_writes() - writes;
     tally.write_units += subject.proxy.stats.dynamodb_write_units() - units;
+    tally.index_write_units += subject.proxy.stats.dynamodb_index_write_units() - index_units;
     let written = std::fs::read(&subject.log).unwrap_or_default();
     let appended = written.get(log_before as usize..).unwrap_or_default();
     for line in appended.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
@@ -454,34 +485,40 @@ fn warm_figures(tally: &Tally, batch: usize) -> Warm {
         requests_per_record: tally.requests as f64 / records,
         writes_per_record: tally.writes as f64 / records,
         write_units_per_record: tally.write_units as f64 / records,
+        index_write_units_per_record: tally.index_write_units as f64 / records,
         log_bytes_per_record: tally.log_bytes as f64 / records,
         emf_bytes_per_record: tally.emf_bytes as f64 / records,
     }
 }
 
-/// Runs `invocations` of `role` at `batch` on both sides in interleaved blocks.
+/// Runs `invocations` of `role` at `batch` on every side in interleaved blocks (each
+/// round in a rotated order, so machine noise falls on every side).
 async fn interleaved(
     bench: &mut Bench,
-    subjects: [&Subject; 2],
+    subjects: &[&Subject],
     role: Role,
     batch: usize,
     invocations: usize,
     warmup: usize,
-) -> Result<[Tally; 2], String> {
-    let mut events = [
-        bench.events(role, batch, invocations + warmup).await?,
-        bench.events(role, batch, invocations + warmup).await?,
-    ];
+) -> Result<Vec<Tally>, String> {
+    let mut events = Vec::with_capacity(subjects.len());
+    for subject in subjects {
+        events.push(
+            bench
+                .events(role, batch, invocations + warmup, subject.design)
+                .await?,
+        );
+    }
     for (side, subject) in subjects.iter().enumerate() {
         let warm: Vec<String> = events[side].drain(..warmup).collect();
         block(subject, &warm, &mut Tally::default()).await?;
     }
     let rounds = bench.counts.rounds.min(invocations).max(1);
     let per_round = invocations.div_ceil(rounds);
-    let mut tallies = [Tally::default(), Tally::default()];
+    let mut tallies = vec![Tally::default(); subjects.len()];
     for round in 0..rounds {
-        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for side in order {
+        for turn in 0..subjects.len() {
+            let side = (turn + round) % subjects.len();
             let start = (round * per_round).min(events[side].len());
             let end = ((round + 1) * per_round).min(events[side].len());
             block(
@@ -496,6 +533,18 @@ async fn interleaved(
         bench.purge_queue().await;
     }
     Ok(tallies)
+}
+
+/// The table's shape as `design` has it: the template's, or the workshop's `GSI1`
+/// projecting `ALL`.
+fn table_shape(spec: &StackSpec, design: Design) -> crate::capacity::TableShape {
+    let mut shape = crate::stack::table_shape(spec);
+    if design == Design::Workshop {
+        for index in &mut shape.indexes {
+            index.projection = crate::capacity::Projection::All;
+        }
+    }
+    shape
 }
 
 /// Runs the whole bench.
@@ -560,12 +609,9 @@ async fn measure(bench: &mut Bench) -> Result<Results, String> {
         for side in order {
             let subject = bench.start(side, role, &format!("cold{i}")).await?;
             let init = subject.function.stats().init_durations()[0];
-            let event = bench.events(role, 1, 1).await?.remove(0);
+            let event = bench.events(role, 1, 1, side.design()).await?.remove(0);
             let first = invoke(&subject, &event).await?;
-            let figures = match side {
-                Impl::Rust => &mut results.rust,
-                Impl::Python => &mut results.python,
-            };
+            let figures = results.side_mut(side);
             figures.init_ms.push(init.as_secs_f64() * 1000.0);
             figures
                 .first_invocation_ms
@@ -581,24 +627,25 @@ async fn measure(bench: &mut Bench) -> Result<Results, String> {
     for role in [Role::Echo, Role::EchoPowertools] {
         let rust = bench.start(Impl::Rust, role, "warm").await?;
         let python = bench.start(Impl::Python, role, "warm").await?;
-        let [r, p] = interleaved(
+        let tallies = interleaved(
             bench,
-            [&rust, &python],
+            &[&rust, &python],
             role,
             1,
             counts.floor_invocations,
             counts.warmup,
         )
         .await?;
+        let (r, p) = (&tallies[0], &tallies[1]);
         let per_invocation = |t: &Tally| t.cpu_ns as f64 / 1000.0 / t.invocations.max(1) as f64;
         match role {
             Role::Echo => {
-                results.rust.floor_cpu_us = per_invocation(&r);
-                results.python.floor_cpu_us = per_invocation(&p);
+                results.rust.floor_cpu_us = per_invocation(r);
+                results.python.floor_cpu_us = per_invocation(p);
             }
             _ => {
-                results.rust.floor_powertools_cpu_us = per_invocation(&r);
-                results.python.floor_powertools_cpu_us = per_invocation(&p);
+                results.rust.floor_powertools_cpu_us = per_invocation(r);
+                results.python.floor_powertools_cpu_us = per_invocation(p);
             }
         }
         rust.stop().await;
@@ -606,43 +653,33 @@ async fn measure(bench: &mut Bench) -> Result<Results, String> {
         eprintln!("bench: {} done", role.label(1));
     }
 
-    // The pipeline functions, warm.
-    let mut warm: BTreeMap<Role, [Subject; 2]> = BTreeMap::new();
+    // The pipeline functions, warm, on every side.
+    const SIDES: [Impl; 3] = [Impl::Rust, Impl::Python, Impl::PythonOneItem];
+    let mut warm: BTreeMap<Role, Vec<Subject>> = BTreeMap::new();
     for role in [Role::Forwarder, Role::Consumer] {
-        warm.insert(
-            role,
-            [
-                bench.start(Impl::Rust, role, "warm").await?,
-                bench.start(Impl::Python, role, "warm").await?,
-            ],
-        );
+        let mut subjects = Vec::new();
+        for side in SIDES {
+            subjects.push(bench.start(side, role, "warm").await?);
+        }
+        warm.insert(role, subjects);
     }
     for (role, batch) in SCENARIOS {
-        let [rust, python] = &warm[&role];
+        let subjects: Vec<&Subject> = warm[&role].iter().collect();
         let invocations = (counts.invocations)(batch);
-        let [r, p] = interleaved(
-            bench,
-            [rust, python],
-            role,
-            batch,
-            invocations,
-            counts.warmup,
-        )
-        .await?;
-        results
-            .rust
-            .warm
-            .insert(role.label(batch), warm_figures(&r, batch));
-        results
-            .python
-            .warm
-            .insert(role.label(batch), warm_figures(&p, batch));
+        let tallies =
+            interleaved(bench, &subjects, role, batch, invocations, counts.warmup).await?;
+        for (side, tally) in SIDES.into_iter().zip(&tallies) {
+            results
+                .side_mut(side)
+                .warm
+                .insert(role.label(batch), warm_figures(tally, batch));
+        }
         eprintln!("bench: {} done", role.label(batch));
     }
-    for (side, figures) in [(0, &mut results.rust), (1, &mut results.python)] {
-        figures.peak_rss_mib = warm
+    for (index, side) in SIDES.into_iter().enumerate() {
+        results.side_mut(side).peak_rss_mib = warm
             .values()
-            .filter_map(|subjects| probe::peak_rss_kib(subjects[side].pid()))
+            .filter_map(|subjects| probe::peak_rss_kib(subjects[index].pid()))
             .max()
             .map_or(f64::NAN, |kib| kib as f64 / 1024.0);
     }
@@ -662,24 +699,16 @@ async fn measure(bench: &mut Bench) -> Result<Results, String> {
                 Err(why) => format!("not applied: {why}"),
                 Ok(()) => {
                     for (role, batch) in [(Role::Forwarder, 100), (Role::Consumer, 10)] {
-                        let [rust, python] = &warm[&role];
-                        let [r, p] = interleaved(
-                            bench,
-                            [rust, python],
-                            role,
-                            batch,
-                            counts.quota_invocations,
-                            1,
-                        )
-                        .await?;
-                        results
-                            .rust
-                            .quota_wall_ms
-                            .insert(role.label(batch), warm_figures(&r, batch).wall_ms);
-                        results
-                            .python
-                            .quota_wall_ms
-                            .insert(role.label(batch), warm_figures(&p, batch).wall_ms);
+                        let subjects: Vec<&Subject> = warm[&role].iter().collect();
+                        let tallies =
+                            interleaved(bench, &subjects, role, batch, counts.quota_invocations, 1)
+                                .await?;
+                        for (side, tally) in SIDES.into_iter().zip(&tallies) {
+                            results
+                                .side_mut(side)
+                                .quota_wall_ms
+                                .insert(role.label(batch), warm_figures(tally, batch).wall_ms);
+                        }
                     }
                     format!(
                         "applied (cgroup v{}): 128/1769 of one core, after init",
@@ -693,6 +722,26 @@ async fn measure(bench: &mut Bench) -> Result<Results, String> {
         for subject in subjects {
             subject.stop().await;
         }
+    }
+    // Filling the cart and placing, by the calculator over the items each design
+    // writes, averaged over a thousand of the run's orders.
+    let sample: Vec<BenchOrder> = (0..1000)
+        .map(|i| BenchOrder::generate(bench.options.seed, i))
+        .collect();
+    for side in SIDES {
+        let shape = table_shape(&bench.spec, side.design());
+        let table = bench.resources.table_name.clone();
+        let (mut cart, mut placing, mut lines) = (0, 0, 0);
+        for order in &sample {
+            let (c, p) = order.placing_units(side.design(), &table, &shape);
+            cart += c;
+            placing += p;
+            lines += order.lines.len();
+        }
+        let figures = results.side_mut(side);
+        figures.cart_write_units_per_order = cart as f64 / sample.len() as f64;
+        figures.placing_write_units_per_order = placing as f64 / sample.len() as f64;
+        figures.lines_per_order = lines as f64 / sample.len() as f64;
     }
     Ok(results)
 }
