@@ -303,10 +303,11 @@ pub fn bundled_catalogue() -> Result<Vec<Product>, serde_json::Error> {
 }
 
 /// Where a cart line is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LineStatus {
     /// In the cart, or in an order that the pipeline has not processed yet.
+    #[default]
     Pending,
     /// Processed by the order pipeline.
     Ordered,
@@ -359,6 +360,15 @@ pub struct CartLine {
     pub line_status: LineStatus,
 }
 
+/// A user's cart: its lines, and its version (every change adds one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cart {
+    /// The lines, in product-id order.
+    pub lines: Vec<CartLine>,
+    /// The version the lines were read at.
+    pub version: u64,
+}
+
 /// A priced line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
@@ -372,7 +382,10 @@ pub struct OrderLine {
     pub unit_price_minor: i64,
     /// `quantity × unit_price_minor`.
     pub line_total_minor: i64,
-    /// [`LineStatus::Pending`] until the pipeline processes the order.
+    /// [`LineStatus::Pending`] until the pipeline processes the order, then
+    /// [`LineStatus::Ordered`]. Not stored: it follows the order's status
+    /// ([`Order::with_line_status`]), since the pipeline moves every line at once.
+    #[serde(default)]
     pub line_status: LineStatus,
 }
 
@@ -390,6 +403,43 @@ pub struct Order {
     /// Sum of the line totals.
     pub total_minor: i64,
     /// Currency of every amount in the order.
+    pub currency: Currency,
+    /// When it was placed (RFC 3339).
+    pub placed_at: String,
+    /// When the pipeline processed it (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at: Option<String>,
+}
+
+impl Order {
+    /// The order with each line's status as its own status implies: PENDING while the
+    /// order is ORDERED, ORDERED once it is PROCESSED.
+    #[must_use]
+    pub fn with_line_status(mut self) -> Self {
+        let status = match self.order_status {
+            OrderStatus::Ordered => LineStatus::Pending,
+            OrderStatus::Processed => LineStatus::Ordered,
+        };
+        for line in &mut self.lines {
+            line.line_status = status;
+        }
+        self
+    }
+}
+
+/// An order as a user's listing shows it: what `GSI1` projects, so completing an
+/// order rewrites the index entry only because its status changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSummary {
+    /// The order's id.
+    pub order_id: OrderId,
+    /// Where it is in its life.
+    pub order_status: OrderStatus,
+    /// How many lines it has.
+    pub line_count: u32,
+    /// Sum of the line totals.
+    pub total_minor: i64,
+    /// Currency of the total.
     pub currency: Currency,
     /// When it was placed (RFC 3339).
     pub placed_at: String,

@@ -3,14 +3,15 @@
 //! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` |
 //! |---|---|---|---|---|
 //! | product | `PRODUCT#{product_id}` | `PRODUCT` | `CATALOGUE` | `PRODUCT#{product_id}` |
-//! | cart line | `USER#{user_id}` | `CART#{product_id}` | | |
-//! | order | `ORDER#{order_id}` | `ORDER` | `USER#{user_id}` | `ORDER#{placed_at_ms:013}#{order_id}` |
-//! | order line | `ORDER#{order_id}` | `LINE#{product_id}` | | |
+//! | cart (its lines as `LINE#{product_id}` attributes) | `USER#{user_id}` | `CART` | | |
+//! | order (its lines inside) | `ORDER#{order_id}` | `ORDER` | `USER#{user_id}` | `ORDER#{placed_at_ms:013}#{order_id}` |
 //!
 //! Orders and cart lines spread over one partition per order and per user, so no
 //! partition is hot however many orders arrive (the workshop kept every order under
-//! `PK = ORDER`). `GSI1` lists a user's orders newest first, and the catalogue; the
-//! catalogue partition is 20 small items read by one `Query`.
+//! `PK = ORDER`). An order is one item: placing writes it once, completing it is one
+//! conditional `UpdateItem`, reading it one `GetItem`. `GSI1` lists a user's orders
+//! newest first, and the catalogue; the catalogue partition is 20 small items read by
+//! one `Query`. It projects only what those listings show ([`GSI1_PROJECTED`]).
 //!
 //! Ids never contain `#` (see [`crate::domain`]), so a key splits unambiguously.
 
@@ -37,17 +38,36 @@ pub const ORDER_STATUS: &str = "order_status";
 /// Attribute holding a line's status.
 pub const LINE_STATUS: &str = "line_status";
 
+/// The attributes `GSI1` projects besides the keys: what listing a user's orders
+/// ([`crate::domain::OrderSummary`]) and the catalogue ([`crate::domain::Product`])
+/// show. `template.yaml` must name exactly these (a test checks it). An order's
+/// `order_status` and `processed_at` are among them, so completing an order writes
+/// its index entry once; its lines, `completions` and idempotency attributes are not.
+pub const GSI1_PROJECTED: [&str; 13] = [
+    ENTITY,
+    "order_id",
+    ORDER_STATUS,
+    "line_count",
+    "total_minor",
+    "currency",
+    "placed_at",
+    "processed_at",
+    "product_id",
+    "name",
+    "category",
+    "description",
+    "unit_price_minor",
+];
+
 /// What kind of item a row is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
     /// A catalogue product.
     Product,
-    /// A line in a user's cart.
-    CartLine,
-    /// An order's header.
+    /// A user's cart.
+    Cart,
+    /// An order, its lines inside.
     Order,
-    /// A line of an order.
-    OrderLine,
 }
 
 impl Entity {
@@ -55,17 +75,19 @@ impl Entity {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Product => "PRODUCT",
-            Self::CartLine => "CART_LINE",
+            Self::Cart => "CART",
             Self::Order => "ORDER",
-            Self::OrderLine => "ORDER_LINE",
         }
     }
 }
 
 const CATALOGUE: &str = "CATALOGUE";
 const ORDER_SK: &str = "ORDER";
-/// Prefix of the sort keys of a user's cart lines.
-pub const CART_PREFIX: &str = "CART#";
+/// Prefix of the attributes that hold a cart's lines, one per product.
+pub const CART_LINE_PREFIX: &str = "LINE#";
+/// A cart's version: every change adds one, and placing an order from the cart
+/// requires the version it priced.
+pub const CART_VERSION: &str = "version";
 /// Prefix of the GSI1 sort keys of a user's orders.
 pub const USER_ORDER_PREFIX: &str = "ORDER#";
 
@@ -122,13 +144,18 @@ pub fn user_partition(user: &UserId) -> String {
     format!("USER#{user}")
 }
 
-/// A line in a user's cart.
-pub fn cart_line(user: &UserId, product: &ProductId) -> ItemKey {
+/// A user's cart: one item, its lines inside.
+pub fn cart(user: &UserId) -> ItemKey {
     ItemKey {
         pk: user_partition(user),
-        sk: format!("{CART_PREFIX}{product}"),
+        sk: "CART".to_owned(),
         gsi1: None,
     }
+}
+
+/// The cart's attribute that holds the line of `product`.
+pub fn cart_line_attribute(product: &ProductId) -> String {
+    format!("{CART_LINE_PREFIX}{product}")
 }
 
 /// An order's header, listed under its user in GSI1 by placement time.
@@ -151,15 +178,6 @@ pub fn order_header(id: &OrderId) -> ItemKey {
 /// The partition holding an order's header and lines.
 pub fn order_partition(id: &OrderId) -> String {
     format!("ORDER#{id}")
-}
-
-/// A line of an order.
-pub fn order_line(id: &OrderId, product: &ProductId) -> ItemKey {
-    ItemKey {
-        pk: order_partition(id),
-        sk: format!("LINE#{product}"),
-        gsi1: None,
-    }
 }
 
 /// GSI1 sort key of an order: zero-padded milliseconds sort as numbers do.
@@ -188,10 +206,8 @@ mod tests {
         let b = OrderId::random();
         let alice = UserId::parse("alice").unwrap();
         assert_ne!(order(&a, &alice, 1).pk, order(&b, &alice, 1).pk);
-        let p = ProductId::parse("p1").unwrap();
         let bob = UserId::parse("bob").unwrap();
-        assert_ne!(cart_line(&alice, &p).pk, cart_line(&bob, &p).pk);
-        assert_eq!(order_line(&a, &p).pk, order_header(&a).pk);
+        assert_ne!(cart(&alice).pk, cart(&bob).pk);
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! [`crate::keys`].
 //!
 //! Writes that must not race are conditional, never read-then-write: placing an order
-//! is one transaction that creates the order only if it does not exist and removes
-//! exactly the cart lines that were priced; completing an order is one transaction that
-//! only applies to an order still `ORDERED`.
+//! is one transaction that creates the order only if it does not exist and empties the
+//! cart only if it is still the version that was priced; completing an order is one conditional
+//! `UpdateItem` that only applies to an order still `ORDERED`.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -12,21 +12,21 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, KeysAndAttributes, Put, PutRequest, ReturnValue,
+    AttributeValue, CancellationReason, KeysAndAttributes, Put, PutRequest, ReturnValue,
     TransactWriteItem, Update, WriteRequest,
 };
 use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::domain::{
-    CartLine, LineStatus, Order, OrderId, OrderStatus, Product, ProductId, UserId,
+    Cart, CartLine, Order, OrderId, OrderStatus, OrderSummary, Product, ProductId, UserId,
 };
 use crate::keys::{self, Entity, ItemKey};
 use crate::message::OrderMessage;
-use middleware::idempotency::{failed_condition, is_transient_cancellation, transact};
+use middleware::idempotency::{ItemWrite, failed_condition, is_transient_cancellation, transact};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -120,7 +120,7 @@ pub enum CreateOrderError {
 /// What completing an order did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Completion {
-    /// The order moved from ORDERED to PROCESSED and its lines to ORDERED.
+    /// The order moved from ORDERED to PROCESSED (and so its lines to ORDERED).
     Completed,
     /// The order was already PROCESSED: a redelivered message, nothing changed.
     AlreadyCompleted,
@@ -143,8 +143,8 @@ pub enum CompleteError {
 /// A page of a user's orders, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderPage {
-    /// The orders.
-    pub orders: Vec<Order>,
+    /// The orders, as `GSI1` projects them.
+    pub orders: Vec<OrderSummary>,
     /// Pass to the next call to continue after the last order; `None` at the end.
     pub next_cursor: Option<String>,
 }
@@ -300,57 +300,71 @@ impl Store {
         Ok(found)
     }
 
-    /// A user's cart, read consistently, in product-id order.
+    /// A user's cart, read consistently (one `GetItem`), its lines in product-id
+    /// order, with its version.
     ///
     /// # Errors
-    /// [`StoreError`] if the query fails or an item is malformed.
-    pub async fn cart(&self, user: &UserId) -> Result<Vec<CartLine>, StoreError> {
-        let mut lines = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_names("#sk", keys::SK)
-                .expression_attribute_values(":pk", s(keys::user_partition(user)))
-                .expression_attribute_values(":prefix", s(keys::CART_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(aws_error("Query"))?;
-            for item in output.items.unwrap_or_default() {
-                lines.push(decode("cart line", item)?);
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(lines);
-            }
-        }
+    /// [`StoreError`] if the read fails or a line is malformed.
+    pub async fn cart(&self, user: &UserId) -> Result<Cart, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::cart(user).primary()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(aws_error("GetItem"))?;
+        let Some(item) = output.item else {
+            return Ok(Cart::default());
+        };
+        let version = item
+            .get(keys::CART_VERSION)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut lines = item
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(keys::CART_LINE_PREFIX))
+            .map(|(_, value)| match value {
+                AttributeValue::M(line) => decode("cart line", line),
+                other => decode("cart line", HashMap::from([("line".to_owned(), other)])),
+            })
+            .collect::<Result<Vec<CartLine>, _>>()?;
+        lines.sort_by(|a, b| a.product_id.as_str().cmp(b.product_id.as_str()));
+        Ok(Cart { lines, version })
     }
 
-    /// Sets a cart line (replacing the quantity of an existing one). Returns `true` if
-    /// the line is new.
+    /// Sets a cart line (replacing the quantity of an existing one), in one
+    /// `UpdateItem` on the cart that also counts its version. Returns `true` if the
+    /// line is new.
     ///
     /// # Errors
     /// [`StoreError`] if the write fails.
     pub async fn put_cart_line(&self, user: &UserId, line: &CartLine) -> Result<bool, StoreError> {
-        let mut item = encode("cart line", line)?;
-        keys::cart_line(user, &line.product_id).stamp(Entity::CartLine, &mut item);
-        item.insert("user_id".to_owned(), s(user.as_str()));
+        let attribute = keys::cart_line_attribute(&line.product_id);
         let output = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .return_values(ReturnValue::AllOld)
+            .set_key(Some(keys::cart(user).primary()))
+            .update_expression(
+                "SET #line = :line, #entity = :entity, user_id = :user ADD #version :one",
+            )
+            .expression_attribute_names("#line", &attribute)
+            .expression_attribute_names("#entity", keys::ENTITY)
+            .expression_attribute_names("#version", keys::CART_VERSION)
+            .expression_attribute_values(":line", AttributeValue::M(encode("cart line", line)?))
+            .expression_attribute_values(":entity", s(Entity::Cart.as_str()))
+            .expression_attribute_values(":user", s(user.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedOld)
             .send()
             .await
-            .map_err(aws_error("PutItem"))?;
-        Ok(output.attributes.is_none_or(|old| old.is_empty()))
+            .map_err(aws_error("UpdateItem"))?;
+        Ok(output
+            .attributes
+            .is_none_or(|old| !old.contains_key(&attribute)))
     }
 
     /// Removes a cart line. Returns `false` if there was none.
@@ -364,62 +378,37 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let result = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::cart_line(user, product).primary()))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
+            .set_key(Some(keys::cart(user).primary()))
+            .condition_expression("attribute_exists(#line)")
+            .update_expression("REMOVE #line ADD #version :one")
+            .expression_attribute_names("#line", keys::cart_line_attribute(product))
+            .expression_attribute_names("#version", keys::CART_VERSION)
+            .expression_attribute_values(":one", n(1))
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(e))
-                if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
             {
                 Ok(false)
             }
-            Err(e) => Err(aws_error("DeleteItem")(e)),
+            Err(e) => Err(aws_error("UpdateItem")(e)),
         }
     }
 
-    /// An order with the current status of each line, read consistently.
+    /// An order, read consistently: one `GetItem` (the order is one item, its lines
+    /// inside; each line's status follows the order's).
     ///
     /// # Errors
-    /// [`StoreError`] if the query fails or an item is malformed.
+    /// [`StoreError`] if the read fails or the item is malformed.
     pub async fn get_order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_values(":pk", s(keys::order_partition(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(aws_error("Query"))?;
-        let mut order: Option<Order> = None;
-        let mut line_status = HashMap::new();
-        for item in output.items.unwrap_or_default() {
-            let entity = item.get(keys::ENTITY).and_then(|v| v.as_s().ok()).cloned();
-            match entity.as_deref() {
-                Some(e) if e == Entity::Order.as_str() => order = Some(decode("order", item)?),
-                Some(e) if e == Entity::OrderLine.as_str() => {
-                    let line: crate::domain::OrderLine = decode("order line", item)?;
-                    line_status.insert(line.product_id, line.line_status);
-                }
-                _ => {}
-            }
-        }
-        // The header keeps the lines as ordered; their live status is on the line items.
-        Ok(order.map(|mut order| {
-            for line in &mut order.lines {
-                if let Some(status) = line_status.get(&line.product_id) {
-                    line.line_status = *status;
-                }
-            }
-            order
-        }))
+        Ok(self
+            .get::<Order>(&keys::order_header(id), "order")
+            .await?
+            .map(Order::with_line_status))
     }
 
     /// A user's orders, newest first, `limit` at a time.
@@ -461,8 +450,8 @@ impl Store {
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(|item| decode("order", item))
-            .collect::<Result<Vec<Order>, _>>()?;
+            .map(|item| decode("order summary", item))
+            .collect::<Result<Vec<OrderSummary>, _>>()?;
         let next_cursor = output
             .last_evaluated_key
             .as_ref()
@@ -476,46 +465,45 @@ impl Store {
         })
     }
 
-    /// Creates an order from exactly `cart` in one transaction: the order header (only
-    /// if its id is new), one line item per cart line, and the deletion of each cart
-    /// line (only if it still has the quantity that was priced).
+    /// Creates an order from exactly `cart` in one transaction of two items: the
+    /// order, one item with its lines inside (only if its id is new), and the cart
+    /// emptied (only if its version is still the one that was priced, so exactly the
+    /// priced lines leave it). The cart item stays, its version counting on, so a
+    /// stale request can never empty a later cart that happens to look the same.
     ///
     /// # Errors
     /// [`CreateOrderError::OrderExists`] if the id is taken,
-    /// [`CreateOrderError::CartChanged`] if a cart line changed, or a store error.
+    /// [`CreateOrderError::CartChanged`] if the cart changed, or a store error.
     pub async fn create_order(
         &self,
         order: &Order,
-        cart: &[CartLine],
+        cart: &Cart,
         placed_at_ms: i64,
     ) -> Result<(), CreateOrderError> {
-        let mut header = encode("order", order)?;
-        keys::order(&order.order_id, &order.user_id, placed_at_ms)
-            .stamp(Entity::Order, &mut header);
-        header.insert("line_count".to_owned(), n(order.lines.len()));
-        let mut items = vec![put_new(&self.table, header)?];
-        for line in cart {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(
-                    keys::cart_line(&order.user_id, &line.product_id).primary(),
-                ))
-                .condition_expression("#status = :pending AND #quantity = :quantity")
-                .expression_attribute_names("#status", keys::LINE_STATUS)
-                .expression_attribute_names("#quantity", "quantity")
-                .expression_attribute_values(":pending", s(LineStatus::Pending.as_str()))
-                .expression_attribute_values(":quantity", n(line.quantity.get()))
-                .build()
-                .map_err(build_error("TransactWriteItems"))?;
-            items.push(TransactWriteItem::builder().delete(delete).build());
+        let header = order_item(order, placed_at_ms)?;
+        let mut empty = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::cart(&order.user_id).primary()))
+            .condition_expression("#version = :version")
+            .expression_attribute_names("#version", keys::CART_VERSION)
+            .expression_attribute_values(":version", n(cart.version))
+            .expression_attribute_values(":one", n(1));
+        let mut removed = Vec::with_capacity(cart.lines.len());
+        for (i, line) in cart.lines.iter().enumerate() {
+            removed.push(format!("#l{i}"));
+            empty = empty.expression_attribute_names(
+                format!("#l{i}"),
+                keys::cart_line_attribute(&line.product_id),
+            );
         }
-        for line in &order.lines {
-            let mut item = encode("order line", line)?;
-            keys::order_line(&order.order_id, &line.product_id).stamp(Entity::OrderLine, &mut item);
-            item.insert("order_id".to_owned(), s(order.order_id.to_string()));
-            item.insert("user_id".to_owned(), s(order.user_id.as_str()));
-            items.push(put_new(&self.table, item)?);
-        }
+        let empty = empty
+            .update_expression(format!("REMOVE {} ADD #version :one", removed.join(", ")))
+            .build()
+            .map_err(build_error("TransactWriteItems"))?;
+        let items = vec![
+            put_new(&self.table, header)?,
+            TransactWriteItem::builder().update(empty).build(),
+        ];
         let (sent, attempt) = transact(&self.client, &items).await;
         match sent {
             Ok(_) => Ok(()),
@@ -542,68 +530,52 @@ impl Store {
         }
     }
 
-    /// The transaction that applies an order message: the order moves from ORDERED to
-    /// PROCESSED with `processed_at` (and `completions` counts the application), and
-    /// each of its lines from PENDING to ORDERED. Every
-    /// item is conditional, so the transaction only applies to an order still ORDERED,
-    /// owned by the message's user, with exactly the message's lines.
-    ///
-    /// # Errors
-    /// [`StoreError`] if a request cannot be built.
-    pub fn completion_items(
-        &self,
-        message: &OrderMessage,
-        now: &Timestamp,
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let id = message.order_id;
-        let header = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(keys::order_header(&id).primary()))
-            .condition_expression(
-                "#status = :ordered AND user_id = :user AND line_count = :line_count",
-            )
+    /// The one conditional `UpdateItem` that applies an order message: the order moves
+    /// from ORDERED to PROCESSED with `processed_at`, and `completions` counts the
+    /// application. It applies only to an order still ORDERED, owned by the message's
+    /// user, with as many lines as the message. The idempotency layer adds its record
+    /// to the same write.
+    pub fn completion_write(&self, message: &OrderMessage, now: &Timestamp) -> ItemWrite {
+        ItemWrite {
+            key: keys::order_header(&message.order_id).primary(),
+            condition: Some(
+                "#status = :ordered AND user_id = :user AND line_count = :line_count".to_owned(),
+            ),
             // `completions` makes exactly-once observable: a second application, were
             // the guards ever broken, would leave 2.
-            .update_expression("SET #status = :processed, processed_at = :now ADD completions :one")
-            .expression_attribute_names("#status", keys::ORDER_STATUS)
-            .expression_attribute_values(":ordered", s(OrderStatus::Ordered.as_str()))
-            .expression_attribute_values(":processed", s(OrderStatus::Processed.as_str()))
-            .expression_attribute_values(":user", s(message.user_id.as_str()))
-            .expression_attribute_values(":line_count", n(message.lines.len()))
-            .expression_attribute_values(":now", s(now.rfc3339.clone()))
-            .expression_attribute_values(":one", n(1))
-            .build()
-            .map_err(build_error("TransactWriteItems"))?;
-        let mut items = vec![TransactWriteItem::builder().update(header).build()];
-        for line in &message.lines {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(keys::order_line(&id, &line.product_id).primary()))
-                .condition_expression("#status = :pending")
-                .update_expression("SET #status = :ordered")
-                .expression_attribute_names("#status", keys::LINE_STATUS)
-                .expression_attribute_values(":pending", s(LineStatus::Pending.as_str()))
-                .expression_attribute_values(":ordered", s(LineStatus::Ordered.as_str()))
-                .build()
-                .map_err(build_error("TransactWriteItems"))?;
-            items.push(TransactWriteItem::builder().update(update).build());
+            set: vec![
+                "#status = :processed".to_owned(),
+                "processed_at = :now".to_owned(),
+            ],
+            add: vec!["completions :one".to_owned()],
+            remove: Vec::new(),
+            names: HashMap::from([("#status".to_owned(), keys::ORDER_STATUS.to_owned())]),
+            values: HashMap::from([
+                (":ordered".to_owned(), s(OrderStatus::Ordered.as_str())),
+                (":processed".to_owned(), s(OrderStatus::Processed.as_str())),
+                (":user".to_owned(), s(message.user_id.as_str())),
+                (":line_count".to_owned(), n(message.lines.len())),
+                (":now".to_owned(), s(now.rfc3339.clone())),
+                (":one".to_owned(), n(1)),
+            ]),
         }
-        Ok(items)
     }
 
-    /// What a failed condition of [`Store::completion_items`] means: the order is
-    /// already PROCESSED (a redelivery whose idempotency record has expired), or it is
-    /// missing, or it differs from the message.
+    /// What a refused [`Store::completion_write`] means, read from the order as the
+    /// refusal returned it (no second read): already PROCESSED (a redelivery whose
+    /// idempotency record has expired), missing, or different from the message.
     ///
     /// # Errors
     /// [`CompleteError`] unless the order is already PROCESSED.
-    pub async fn completion_conflict(&self, id: &OrderId) -> Result<Completion, CompleteError> {
-        match self.get::<Order>(&keys::order_header(id), "order").await? {
-            Some(order) if order.order_status == OrderStatus::Processed => {
-                Ok(Completion::AlreadyCompleted)
-            }
-            Some(_) => Err(CompleteError::Mismatch(*id)),
-            None => Err(CompleteError::OrderNotFound(*id)),
+    pub fn completion_refused(id: &OrderId, stored: Item) -> Result<Completion, CompleteError> {
+        if stored.is_empty() {
+            return Err(CompleteError::OrderNotFound(*id));
+        }
+        let status = stored.get(keys::ORDER_STATUS).and_then(|v| v.as_s().ok());
+        if status.map(String::as_str) == Some(OrderStatus::Processed.as_str()) {
+            Ok(Completion::AlreadyCompleted)
+        } else {
+            Err(CompleteError::Mismatch(*id))
         }
     }
 
@@ -628,6 +600,22 @@ impl Store {
             .map_err(aws_error("GetItem"))?;
         output.item.map(|item| decode(what, item)).transpose()
     }
+}
+
+/// The order as its one item: keys, entity, `line_count`, and the lines without a
+/// status of their own (a line's status follows the order's).
+fn order_item(order: &Order, placed_at_ms: i64) -> Result<Item, StoreError> {
+    let mut item = encode("order", order)?;
+    keys::order(&order.order_id, &order.user_id, placed_at_ms).stamp(Entity::Order, &mut item);
+    item.insert("line_count".to_owned(), n(order.lines.len()));
+    if let Some(AttributeValue::L(lines)) = item.get_mut("lines") {
+        for line in lines {
+            if let AttributeValue::M(line) = line {
+                line.remove(keys::LINE_STATUS);
+            }
+        }
+    }
+    Ok(item)
 }
 
 fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {

@@ -91,7 +91,11 @@ async fn a_redriven_order_completes_and_unselected_messages_stay() {
     .unwrap();
     let states: Vec<&str> = journey.history.iter().map(|(_, s)| s.as_str()).collect();
     assert_eq!(states, ["ORDERED", "PROCESSED"]);
-    assert_eq!(journey.records.len(), 2, "the header and one line");
+    assert_eq!(
+        journey.records.len(),
+        1,
+        "the order, one item, its lines inside"
+    );
     assert_eq!(journey.idempotency.unwrap()["status"], "COMPLETED");
     let left = ops::list_dead_letters(&env.sqs, &env.dlq_url, 10)
         .await
@@ -108,24 +112,31 @@ async fn only_a_stale_idempotency_record_is_cleared_without_force() {
     let env = TestEnv::new().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&env.sdk);
     let now_ms = support::now_ms();
-    for (key, lease) in [("stale", now_ms - 1_000), ("live", now_ms + 60_000)] {
+    let (stale, live) = (OrderId::random().to_string(), OrderId::random().to_string());
+    for (key, lease) in [(&stale, now_ms - 1_000), (&live, now_ms + 60_000)] {
         env.put_lease("update-cart-products", key, lease).await;
     }
-    let clear = |key: &'static str, force: bool| {
+    let clear = |key: String, force: bool| {
         let (dynamodb, table) = (dynamodb.clone(), env.table.clone());
         async move {
-            ops::clear_idempotency(&dynamodb, &table, "update-cart-products", key, force)
+            ops::clear_idempotency(&dynamodb, &table, "update-cart-products", &key, force)
                 .await
                 .unwrap()
         }
     };
-    assert_eq!(clear("stale", false).await, Cleared::Deleted);
-    assert_eq!(clear("stale", false).await, Cleared::Absent);
+    assert_eq!(clear(stale.clone(), false).await, Cleared::Deleted);
+    assert_eq!(clear(stale, false).await, Cleared::Absent);
     assert_eq!(
-        clear("live", false).await,
+        clear(live.clone(), false).await,
         Cleared::Kept("INPROGRESS".into())
     );
-    assert_eq!(clear("live", true).await, Cleared::Deleted);
+    assert_eq!(clear(live, true).await, Cleared::Deleted);
+    // The key of a record kept on an order must be an order id.
+    assert!(
+        ops::clear_idempotency(&dynamodb, &env.table, "update-cart-products", "nope", false)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

@@ -46,6 +46,21 @@ async fn order(env: &TestEnv, id: &str) -> Value {
     body
 }
 
+/// The order's item as stored, every attribute.
+async fn raw_order(env: &TestEnv, id: &str) -> std::collections::HashMap<String, AttributeValue> {
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .get_item()
+        .table_name(env.store.table())
+        .key("PK", AttributeValue::S(format!("ORDER#{id}")))
+        .key("SK", AttributeValue::S("ORDER".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
+}
+
 fn failed_ids(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
     response
         .batch_item_failures
@@ -208,34 +223,30 @@ async fn orders_flow_through_the_pipeline_exactly_once() {
         "a replay must not change the order"
     );
 
-    // The idempotency record was committed with the order: COMPLETED, with the
-    // payload's hash. Once it has expired (deleted here), a redelivery is still a no-op,
-    // recognised by the order's own PROCESSED status.
-    let record_key = |id: &str| {
-        std::collections::HashMap::from([
-            (
-                "PK".to_owned(),
-                AttributeValue::S(format!("IDEMPOTENCY#update-cart-products#{id}")),
-            ),
-            ("SK".to_owned(), AttributeValue::S("IDEMPOTENCY".to_owned())),
-        ])
-    };
+    // The idempotency record was committed on the order itself, in the same write:
+    // COMPLETED, with the payload's hash. Once it has expired (removed here), a
+    // redelivery is still a no-op, recognised by the order's own PROCESSED status as
+    // the refusal returns it.
+    let item = raw_order(&env, &alice_order).await;
+    assert_eq!(item["idem_status"], AttributeValue::S("COMPLETED".into()));
+    assert_eq!(item["idem_validation"].as_s().unwrap().len(), 64);
+    assert_eq!(
+        item["idem_key"],
+        AttributeValue::S(format!("update-cart-products#{alice_order}"))
+    );
+    assert!(
+        !item.contains_key("expiration"),
+        "the order must never carry the table's TTL attribute"
+    );
     let dynamodb = aws_sdk_dynamodb::Client::new(&env.sdk);
-    let record = dynamodb
-        .get_item()
-        .table_name(env.store.table())
-        .set_key(Some(record_key(&alice_order)))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("an idempotency record");
-    assert_eq!(record["status"], AttributeValue::S("COMPLETED".into()));
-    assert_eq!(record["validation"].as_s().unwrap().len(), 64);
     dynamodb
-        .delete_item()
+        .update_item()
         .table_name(env.store.table())
-        .set_key(Some(record_key(&alice_order)))
+        .key("PK", AttributeValue::S(format!("ORDER#{alice_order}")))
+        .key("SK", AttributeValue::S("ORDER".into()))
+        .update_expression(
+            "REMOVE idem_status, idem_key, idem_expiration, idem_data, idem_validation",
+        )
         .send()
         .await
         .unwrap();
@@ -243,24 +254,14 @@ async fn orders_flow_through_the_pipeline_exactly_once() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(order(&env, &alice_order).await, done);
 
-    // Exactly once, observably: the completion transaction counts itself on the order,
-    // and after every replay above the count is one.
-    let header = dynamodb
-        .get_item()
-        .table_name(env.store.table())
-        .key("PK", AttributeValue::S(format!("ORDER#{alice_order}")))
-        .key("SK", AttributeValue::S("ORDER".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    // Exactly once, observably: the completion counts itself on the order, and after
+    // every replay above the count is one.
     assert_eq!(
-        header.get("completions"),
+        raw_order(&env, &alice_order).await.get("completions"),
         Some(&AttributeValue::N("1".into()))
     );
 
-    // The pipeline's own writes (order MODIFY, line updates) are not forwarded.
+    // The pipeline's own writes (the order's MODIFY) are not forwarded.
     let later = reader.next_records().await;
     assert!(!later.is_empty());
     let response = forward_orders(&env.queue, &stream_event(&later))
@@ -592,12 +593,12 @@ async fn a_message_whose_order_is_leased_elsewhere_waits_and_then_completes_once
     assert_eq!(order(&env, &id).await["order_status"], "PROCESSED");
 }
 
-/// DynamoDB cancels a transaction that races another on the same item with a
-/// `TransactionConflict` reason: transient, not a verdict on the order. The consumer
-/// retries it in place, then fails the message with that reason (so it is redelivered),
-/// never as "does not match the message".
+/// The completion applies but its answer is lost (the connection closes after the
+/// table applied the write, on every attempt the SDK makes). The message fails and is
+/// redelivered; the redelivery's write is refused by the record the first one left on
+/// the order, and the refusal replays it: the order completed once, read nowhere.
 #[tokio::test]
-async fn a_transaction_conflict_is_retried_then_reported_as_transient() {
+async fn a_completion_whose_answer_was_lost_is_replayed_from_the_orders_own_record() {
     let env = loaded_env().await;
     assert_eq!(add_to_cart(&env, "fred", "kettle-gooseneck", 1).await, 201);
     let (_, body, _) = place_order(&env, "fred", None).await;
@@ -608,7 +609,7 @@ async fn a_transaction_conflict_is_retried_then_reported_as_transient() {
         .unwrap();
     let messages = env.receive(&env.queue_url, None).await;
 
-    let faulty = support::faulty(local::faults::Fault::TransactionConflict).await;
+    let faulty = support::faulty(local::faults::Fault::ResetAfterApplied).await;
     let store = Store::new(
         aws_sdk_dynamodb::Client::new(&faulty.sdk),
         env.store.table(),
@@ -623,31 +624,31 @@ async fn a_transaction_conflict_is_retried_then_reported_as_transient() {
         .complete_message(messages[0].body.as_deref())
         .await
         .unwrap_err();
-    let reason = error.to_string();
     assert!(
-        matches!(error, CompleteMessageError::Conflict(_)),
+        matches!(error, CompleteMessageError::Idempotency(_)),
         "{error:?}"
     );
-    assert!(reason.contains("TransactionConflict"), "{reason}");
+    let stored = raw_order(&env, &id).await;
     assert_eq!(
-        faulty
-            .proxy
-            .stats
-            .calls()
-            .get("DynamoDB.TransactWriteItems"),
-        Some(&3),
-        "tried three times"
+        stored["order_status"],
+        AttributeValue::S("PROCESSED".into()),
+        "the first attempt applied"
     );
-    assert_eq!(order(&env, &id).await["order_status"], "ORDERED");
+    assert_eq!(stored["idem_status"], AttributeValue::S("COMPLETED".into()));
 
-    // Redelivered once the conflict has passed, the order completes once.
+    // Redelivered: refused by the live record, replayed, nothing written twice.
     let response = env
         .completer
         .complete_orders(&env.sqs_event(&messages))
         .await
         .unwrap();
     assert!(failed_ids(&response).is_empty());
-    assert_eq!(order(&env, &id).await["order_status"], "PROCESSED");
+    assert_eq!(
+        raw_order(&env, &id).await,
+        stored,
+        "the replay wrote nothing"
+    );
+    assert_eq!(stored["completions"], AttributeValue::N("1".into()));
 }
 
 /// Placing an order during a transaction conflict answers 503 with `Retry-After`, not
@@ -687,4 +688,36 @@ async fn an_order_placed_during_a_transaction_conflict_is_a_503_and_the_retry_pl
     assert_eq!(status, 201);
     let (_, listed, _) = call(&env, ApiRequest::new(Method::Get, "/users/gail/orders")).await;
     assert_eq!(listed["orders"].as_array().unwrap().len(), 1);
+}
+
+/// `GSI1` projects exactly what the listings read (`keys::GSI1_PROJECTED`), so an
+/// order's lines and idempotency attributes never reach the index and completing an
+/// order writes its entry once, for its status.
+#[test]
+fn the_index_projects_exactly_what_the_listings_read() {
+    let spec = support::template();
+    let index = spec
+        .table
+        .indexes
+        .iter()
+        .find(|i| i.name == ecommerce_api::keys::GSI1)
+        .unwrap();
+    assert_eq!(index.projection, "INCLUDE");
+    let mut projected = index.non_key_attributes.clone();
+    projected.sort();
+    let mut expected: Vec<String> = ecommerce_api::keys::GSI1_PROJECTED
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(projected, expected);
+    for kept_out in [
+        "lines",
+        "completions",
+        "idem_status",
+        "idem_data",
+        "user_id",
+    ] {
+        assert!(!projected.iter().any(|a| a == kept_out), "{kept_out}");
+    }
 }

@@ -6,9 +6,9 @@
 //!
 //! | class | meaning |
 //! |---|---|
-//! | completed once | `PROCESSED`, `completions = 1`, every line `ORDERED` |
+//! | completed once | `PROCESSED`, `completions = 1` (its lines are ORDERED with it) |
 //! | applied twice | `completions > 1`, or a user with more than one order (one was placed per user) |
-//! | inconsistent | `PROCESSED` without its completion count or with a line still `PENDING` |
+//! | inconsistent | `PROCESSED` without its completion count |
 //! | dead-lettered | still `ORDERED`, its message in the dead-letter queue, with the reason it failed |
 //! | set aside | still `ORDERED`, its stream record on the stream's on-failure queue, with the reason |
 //! | lost | still `ORDERED` and neither: nothing will ever complete it |
@@ -33,10 +33,8 @@ pub struct OrderState {
     pub user_id: String,
     /// `order_status`.
     pub status: String,
-    /// How many times the completion transaction applied.
+    /// How many times the completion applied.
     pub completions: u64,
-    /// Lines still `PENDING`.
-    pub pending_lines: usize,
     /// `placed_at` → `processed_at`, when processed.
     pub latency_ms: Option<i64>,
     /// `placed_at`, in epoch milliseconds.
@@ -131,7 +129,6 @@ pub fn millis(rfc3339: &str) -> Option<i64> {
 pub async fn orders(stack: &Stack) -> Result<BTreeMap<String, OrderState>, String> {
     let client = aws_sdk_dynamodb::Client::new(stack.sdk());
     let mut orders: BTreeMap<String, OrderState> = BTreeMap::new();
-    let mut pending_lines: HashMap<String, usize> = HashMap::new();
     let mut start = None;
     loop {
         let page = client
@@ -161,23 +158,15 @@ pub async fn orders(stack: &Stack) -> Result<BTreeMap<String, OrderState>, Strin
                             .and_then(|v| v.as_n().ok())
                             .and_then(|n| n.parse().ok())
                             .unwrap_or(0),
-                        pending_lines: 0,
                         latency_ms: placed.zip(processed).map(|(p, d)| d - p),
                         placed_at_ms: placed,
                     },
                 );
-            } else if sk.starts_with("LINE#") && text(&item, "line_status") == "PENDING" {
-                *pending_lines.entry(id).or_default() += 1;
             }
         }
         start = page.last_evaluated_key;
         if start.is_none() {
             break;
-        }
-    }
-    for (id, count) in pending_lines {
-        if let Some(order) = orders.get_mut(&id) {
-            order.pending_lines = count;
         }
     }
     Ok(orders)
@@ -429,7 +418,7 @@ pub async fn run(
     for (id, order) in &orders {
         match order.status.as_str() {
             "PROCESSED" if order.completions > 1 => audit.applied_twice.push(id.clone()),
-            "PROCESSED" if order.completions == 1 && order.pending_lines == 0 => {
+            "PROCESSED" if order.completions == 1 => {
                 audit.completed_once += 1;
                 audit.latencies_ms.extend(order.latency_ms);
                 if let (Some(placed), Some(latency)) = (order.placed_at_ms, order.latency_ms) {

@@ -307,8 +307,9 @@ async fn killer(
 
 /// Writes `count` orders that can never complete straight into the table: every
 /// other one cannot be read (the stream function fails it until the mapping sets it
-/// aside), the rest name a line item that does not exist (the consumer's transaction
-/// fails until the message is dead-lettered). Returns their ids.
+/// aside), the rest claim two lines and hold one (the consumer's conditional write
+/// refuses it as not matching its message until the message is dead-lettered).
+/// Returns their ids.
 pub async fn poison(stack: &Stack, count: usize, seed: u64) -> Result<Vec<String>, String> {
     use aws_sdk_dynamodb::types::AttributeValue;
     let client = aws_sdk_dynamodb::Client::new(stack.sdk());
@@ -325,7 +326,6 @@ pub async fn poison(stack: &Stack, count: usize, seed: u64) -> Result<Vec<String
                 ("quantity", n(1)),
                 ("unit_price_minor", n(54_900)),
                 ("line_total_minor", n(54_900)),
-                ("line_status", s("PENDING")),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -346,7 +346,7 @@ pub async fn poison(stack: &Stack, count: usize, seed: u64) -> Result<Vec<String
             .item("user_id", s(&user))
             .item("order_status", s("ORDERED"))
             .item("lines", lines)
-            .item("line_count", n(1))
+            .item("line_count", n(2))
             .item("total_minor", n(54_900))
             .item("currency", s("USD"))
             .item("placed_at", s(&crate::now_rfc3339()))

@@ -353,7 +353,7 @@ impl OrdersApi {
             .get_product(&product)
             .await?
             .ok_or_else(|| product_not_found(&product))?;
-        let cart = self.store.cart(&user).await?;
+        let cart = self.store.cart(&user).await?.lines;
         if cart.len() >= MAX_CART_LINES && !cart.iter().any(|l| l.product_id == product) {
             return Err(ApiError::new(
                 422,
@@ -377,7 +377,7 @@ impl OrdersApi {
 
     async fn get_cart(&self, user: &str) -> Result<ApiResponse, ApiError> {
         let user = user_id(user)?;
-        let lines = self.store.cart(&user).await?;
+        let lines = self.store.cart(&user).await?.lines;
         Ok(ApiResponse::json(
             200,
             &json!({ "user_id": user, "lines": lines }),
@@ -424,7 +424,7 @@ impl OrdersApi {
         }
 
         let cart = self.store.cart(&user).await?;
-        if cart.is_empty() {
+        if cart.lines.is_empty() {
             // A concurrent request with this key may have just ordered the cart.
             if key.is_some()
                 && let Some(order) = self.store.get_order(&id).await?
@@ -437,20 +437,24 @@ impl OrdersApi {
                 format!("the cart of {user} is empty"),
             ));
         }
-        if cart.len() > MAX_CART_LINES {
+        if cart.lines.len() > MAX_CART_LINES {
             return Err(ApiError::new(
                 422,
                 "CART_FULL",
                 format!(
                     "an order holds at most {MAX_CART_LINES} lines; the cart has {}",
-                    cart.len()
+                    cart.lines.len()
                 ),
             ));
         }
-        let ids: Vec<ProductId> = cart.iter().map(|line| line.product_id.clone()).collect();
+        let ids: Vec<ProductId> = cart
+            .lines
+            .iter()
+            .map(|line| line.product_id.clone())
+            .collect();
         let catalogue = self.store.get_products(&ids).await?;
         let (lines, total_minor, currency) =
-            domain::price_lines(&cart, &catalogue).map_err(|e| match e {
+            domain::price_lines(&cart.lines, &catalogue).map_err(|e| match e {
                 PricingError::UnknownProduct(id) => ApiError::new(
                     409,
                     "PRODUCT_UNAVAILABLE",

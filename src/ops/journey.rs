@@ -10,14 +10,14 @@ use crate::domain::OrderId;
 use crate::keys;
 
 use super::OpsError;
-use super::idempotency;
 
 /// An order's stored records, as an operator reads them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Journey {
-    /// The order header and lines (every attribute, as JSON).
+    /// The order's items (one: the order, its lines inside), every attribute as JSON.
     pub records: Vec<serde_json::Value>,
-    /// The idempotency record of `update-cart-products`, if any.
+    /// The idempotency record of `update-cart-products`, if any: the order's `idem_*`
+    /// attributes, named as the separate record names them (`status`, ...).
     pub idempotency: Option<serde_json::Value>,
     /// `placed_at` → status, `processed_at` → status, in order.
     pub history: Vec<(String, String)>,
@@ -67,19 +67,20 @@ pub async fn journey(
             history.push((at.to_owned(), "PROCESSED".to_owned()));
         }
     }
-    let idempotency = dynamodb
-        .get_item()
-        .table_name(table)
-        .set_key(Some(
-            idempotency::records(table, crate::pipeline::complete::IDEMPOTENCY_PREFIX)
-                .record_key(&order.to_string()),
-        ))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| dynamo_error(&DisplayErrorContext(&e)))?
-        .item
-        .map(|item| item_json(&item));
+    let idempotency = records
+        .iter()
+        .find(|r| r[keys::ENTITY] == "ORDER")
+        .and_then(|order| {
+            let record: serde_json::Map<String, serde_json::Value> = order
+                .as_object()?
+                .iter()
+                .filter_map(|(name, value)| {
+                    let field = name.strip_prefix("idem_")?;
+                    Some((field.to_owned(), value.clone()))
+                })
+                .collect();
+            (!record.is_empty()).then_some(serde_json::Value::Object(record))
+        });
     Ok(Journey {
         records,
         idempotency,

@@ -6,10 +6,13 @@
 //! dead-letter queue.
 //!
 //! Each order is completed through the idempotency layer, keyed by order id and
-//! validated by a hash of the message: the idempotency record is committed in the same
-//! transaction as the order's own updates, so completing an order costs one write
-//! request, and a redelivered message is answered from the record (or, once the record
-//! has expired, by the order's PROCESSED status) without changing anything.
+//! validated by a hash of the message, in its on-item mode: the order is one item, and
+//! completing it is one conditional `UpdateItem` that also writes the idempotency
+//! record's attributes on the order. Completing an order costs one write (one unit
+//! under 1 KB, plus one for its index entry, whose status changes). A redelivered
+//! message is refused by the condition, and the refusal returns the order as stored
+//! (`ALL_OLD`): the live record replays, or, once it has expired, the order's
+//! PROCESSED status answers. Nothing changes, and nothing is read.
 //!
 //! The function is one `tower` stack ([`Completer::service`]), outermost first:
 //!
@@ -19,9 +22,9 @@
 //! | [`SqsBatchLayer`] | one record at a time, failures reported by `messageId` |
 //! | `FilterLayer::new(parse)` | a body that is not an [`OrderMessage`] fails alone |
 //! | `map_request(correlate)` | the order id on the record's lines and span |
-//! | settle | the transaction's outcome as the message's (`settle`) |
-//! | [`TransactionalIdempotencyLayer`] | keyed by order id, the record committed with the plan (`from_config`: with `POWERTOOLS_IDEMPOTENCY_DISABLED`, the plan alone, no record) |
-//! | `planner` | the conditional writes, no I/O (unit-tested without the emulator) |
+//! | settle | the write's outcome as the message's (`settle`) |
+//! | [`ItemIdempotencyLayer`] | keyed by order id, the record's attributes committed on the order with the planned write (with `POWERTOOLS_IDEMPOTENCY_DISABLED`, the write alone) |
+//! | `planner` | the conditional `UpdateItem`, no I/O (unit-tested without the emulator) |
 
 use std::sync::Arc;
 
@@ -29,8 +32,8 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use middleware::batch::{BatchError, SqsBatchLayer};
 use middleware::idempotency::{
-    Idempotency, IdempotencyError, InFlight, Outcome, RequestKey, TransactionOutcome,
-    TransactionalIdempotencyLayer, payload_hash,
+    Idempotency, IdempotencyError, InFlight, ItemIdempotencyLayer, ItemOutcome, ItemWrite, Outcome,
+    RequestKey, payload_hash,
 };
 use middleware::{logging, metrics};
 use serde_json::value::RawValue;
@@ -60,10 +63,6 @@ pub enum CompleteMessageError {
     /// Another invocation is completing this order; retry later.
     #[error(transparent)]
     InFlight(#[from] InFlight),
-    /// The transaction kept being cancelled for a transient reason (a concurrent
-    /// transaction on the order, throttling); the message is retried.
-    #[error("{0}")]
-    Conflict(String),
     /// The idempotency record refused or failed.
     #[error("idempotency: {0}")]
     Idempotency(String),
@@ -104,44 +103,38 @@ fn correlate(order: OrderToComplete) -> OrderToComplete {
     order
 }
 
-/// The pure planner: the conditional writes that complete an order, and the
-/// `processed_at` they stamp. No I/O: the idempotency layer commits them.
+/// The pure planner: the conditional `UpdateItem` that completes an order, and the
+/// `processed_at` it stamps. No I/O: the idempotency layer sends it.
 fn planner(
     store: Arc<Store>,
 ) -> impl tower::Service<
     OrderToComplete,
-    Response = (String, Vec<aws_sdk_dynamodb::types::TransactWriteItem>),
+    Response = (String, ItemWrite),
     Error = StoreError,
     Future: Send,
 > + Clone {
     tower::service_fn(move |order: OrderToComplete| {
-        let planned = store
-            .completion_items(&order.message, &order.now)
-            .map(|items| (order.now.rfc3339, items));
-        std::future::ready(planned)
+        let write = store.completion_write(&order.message, &order.now);
+        std::future::ready(Ok((order.now.rfc3339, write)))
     })
 }
 
-/// Turns the idempotent transaction's outcome into the message's: completed, already
-/// completed (replayed, or cancelled because the order is already processed), or why
-/// not.
-async fn settle(
-    store: &Store,
+/// Turns the idempotent write's outcome into the message's: completed, already
+/// completed (replayed, or refused because the order is already processed), or why
+/// not. A refusal carries the order as stored, so this reads nothing.
+fn settle(
     id: OrderId,
-    outcome: Result<TransactionOutcome<String>, IdempotencyError<StoreError>>,
+    outcome: Result<ItemOutcome<String>, IdempotencyError<StoreError>>,
 ) -> Result<Completion, CompleteMessageError> {
     let completion = match outcome {
-        Ok(TransactionOutcome::Done(Outcome::Executed(_))) => Completion::Completed,
-        Ok(TransactionOutcome::Done(Outcome::Replayed(_))) => Completion::AlreadyCompleted,
-        Ok(TransactionOutcome::Done(Outcome::InFlight { lease_expires_ms })) => {
+        Ok(ItemOutcome::Done(Outcome::Executed(_))) => Completion::Completed,
+        Ok(ItemOutcome::Done(Outcome::Replayed(_))) => Completion::AlreadyCompleted,
+        Ok(ItemOutcome::Done(Outcome::InFlight { lease_expires_ms })) => {
             metrics::add(&crate::metrics::ORDER_MESSAGES_IN_FLIGHT, 1.0);
             return Err(InFlight { lease_expires_ms }.into());
         }
-        Ok(TransactionOutcome::Cancelled(_)) => store.completion_conflict(&id).await?,
+        Ok(ItemOutcome::Refused(stored)) => Store::completion_refused(&id, stored)?,
         Err(IdempotencyError::Work(e)) => return Err(e.into()),
-        Err(conflict @ IdempotencyError::Conflict { .. }) => {
-            return Err(CompleteMessageError::Conflict(conflict.to_string()));
-        }
         Err(other) => return Err(CompleteMessageError::Idempotency(other.to_string())),
     };
     match completion {
@@ -175,8 +168,8 @@ impl Completer {
         }
     }
 
-    /// One parsed message through the idempotent transaction, settled: correlation,
-    /// settle, the transactional idempotency layer keyed by order id, the planner.
+    /// One parsed message through the idempotent write, settled: correlation, settle,
+    /// the on-item idempotency layer keyed by order id, the planner.
     fn order_service(
         &self,
     ) -> impl tower::Service<
@@ -187,8 +180,8 @@ impl Completer {
     > + Clone
     + use<> {
         use tower::ServiceExt as _;
-        let transaction = tower::ServiceBuilder::new()
-            .layer(TransactionalIdempotencyLayer::from_config(
+        let write = tower::ServiceBuilder::new()
+            .layer(ItemIdempotencyLayer::new(
                 Arc::clone(&self.idempotency),
                 |order: &OrderToComplete| RequestKey {
                     key: order.message.order_id.to_string(),
@@ -196,19 +189,18 @@ impl Completer {
                 },
             ))
             .service(planner(Arc::clone(&self.store)));
-        let store = Arc::clone(&self.store);
         tower::ServiceBuilder::new()
             .map_request(correlate)
             .service(tower::service_fn(move |order: OrderToComplete| {
-                let (store, transaction) = (Arc::clone(&store), transaction.clone());
+                let write = write.clone();
                 // Settling needs only the order's id: the message itself moves on.
                 let id = order.message.order_id;
-                async move { settle(&store, id, transaction.oneshot(order).await).await }
+                async move { settle(id, write.oneshot(order).await) }
             }))
     }
 
     /// `update-cart-products` as one value: the batch layer, the parse filter (a bad
-    /// message fails alone), correlation, settle, the transactional idempotency layer
+    /// message fails alone), correlation, settle, the on-item idempotency layer
     /// and the planner (see the module docs), with the batch's failures
     /// counted and its metrics also written per function. The binary runs this; [`Self::complete_orders`] calls it.
     pub fn service(
@@ -285,37 +277,63 @@ mod tests {
         serde_json::from_value(event["Records"].clone()).unwrap()
     }
 
-    /// The planner turns an order into its conditional writes without the emulator: the
-    /// header (ORDERED to PROCESSED, guarded by user and line count) and one guarded
-    /// update per line, stamped with the same `processed_at`.
+    /// The planner turns an order into its one conditional write without the emulator:
+    /// ORDERED to PROCESSED on the order item, guarded by user and line count, stamped
+    /// with the message's `processed_at`, counted in `completions`.
     #[test]
-    fn the_planner_plans_the_header_and_each_line_without_io() {
+    fn the_planner_plans_one_guarded_update_of_the_order_without_io() {
         use tower::ServiceExt as _;
         let order = parse(fixture_records().remove(0)).unwrap();
         let lines = order.message.lines.len();
+        let id = order.message.order_id;
         let now = order.now.rfc3339.clone();
-        let (stamped, items) = tokio::runtime::Builder::new_current_thread()
+        let (stamped, write) = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
             .block_on(planner(Arc::new(offline_store())).oneshot(order))
             .unwrap();
         assert_eq!(stamped, now);
-        assert_eq!(items.len(), 1 + lines);
-        let header = items[0].update().unwrap();
+        assert_eq!(write.key, crate::keys::order_header(&id).primary());
+        let condition = write.condition.clone().unwrap_or_default();
+        assert!(condition.contains("#status = :ordered"), "{condition}");
         assert!(
-            header
-                .condition_expression()
-                .unwrap_or_default()
-                .contains("line_count = :line_count")
+            condition.contains("line_count = :line_count"),
+            "{condition}"
         );
         assert_eq!(
-            header.expression_attribute_values().unwrap()[":line_count"],
+            write.values[":line_count"],
             aws_sdk_dynamodb::types::AttributeValue::N(lines.to_string())
         );
-        assert!(items[1..].iter().all(|item| {
-            item.update()
-                .is_some_and(|u| u.condition_expression() == Some("#status = :pending"))
-        }));
+        assert_eq!(
+            write.update_expression(),
+            "SET #status = :processed, processed_at = :now ADD completions :one"
+        );
+    }
+
+    /// A refusal is read from the order it returned: no order, an order already
+    /// processed, or one that does not match the message.
+    #[test]
+    fn a_refused_completion_is_told_apart_from_the_stored_order() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let id = OrderId::random();
+        assert!(matches!(
+            Store::completion_refused(&id, std::collections::HashMap::new()),
+            Err(CompleteError::OrderNotFound(_))
+        ));
+        let stored = |status: &str| {
+            std::collections::HashMap::from([(
+                crate::keys::ORDER_STATUS.to_owned(),
+                AttributeValue::S(status.to_owned()),
+            )])
+        };
+        assert_eq!(
+            Store::completion_refused(&id, stored("PROCESSED")).unwrap(),
+            Completion::AlreadyCompleted
+        );
+        assert!(matches!(
+            Store::completion_refused(&id, stored("ORDERED")),
+            Err(CompleteError::Mismatch(_))
+        ));
     }
 
     /// A message that is not an order fails in the parse filter, before any table work.

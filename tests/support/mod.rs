@@ -198,28 +198,26 @@ impl TestEnv {
         }
     }
 
-    /// Writes the INPROGRESS idempotency record an invocation of `function` leaves for
-    /// `key` while it holds the lease, or after dying with it, until `lease_ends_ms`.
+    /// Writes the INPROGRESS idempotency record an invocation of `function` leaves on
+    /// the order `key` while it holds the lease, or after dying with it, until
+    /// `lease_ends_ms`.
     pub async fn put_lease(&self, function: &str, key: &str, lease_ends_ms: u64) {
         use aws_sdk_dynamodb::types::AttributeValue;
-        use middleware::idempotency::record;
-        let mut item = ecommerce_api::ops::records(&self.table, function).record_key(key);
-        item.insert(
-            record::STATUS.into(),
-            AttributeValue::S(record::INPROGRESS.into()),
-        );
-        item.insert(
-            record::LEASE.into(),
-            AttributeValue::N(lease_ends_ms.to_string()),
-        );
-        item.insert(
-            record::EXPIRATION.into(),
-            AttributeValue::N((now_ms() / 1000 + 3600).to_string()),
-        );
+        use middleware::idempotency::on_item::attr;
+        // `update-cart-products` keeps its record on the order (an order that does not
+        // exist yet is created bare, as the record's only holder).
         aws_sdk_dynamodb::Client::new(&self.sdk)
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .key("PK", AttributeValue::S(format!("ORDER#{key}")))
+            .key("SK", AttributeValue::S("ORDER".into()))
+            .update_expression("SET #key = :key, #status = :status, #lease = :lease")
+            .expression_attribute_names("#key", attr::KEY)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#lease", attr::LEASE)
+            .expression_attribute_values(":key", AttributeValue::S(format!("{function}#{key}")))
+            .expression_attribute_values(":status", AttributeValue::S("INPROGRESS".into()))
+            .expression_attribute_values(":lease", AttributeValue::N(lease_ends_ms.to_string()))
             .send()
             .await
             .unwrap();
