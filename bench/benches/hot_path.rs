@@ -5,7 +5,7 @@
 //!   through `forward_orders` with a queue that serialises and drops, against
 //!   `serde_json` into `IgnoredAny` (the bytes read, nothing kept) and a borrowed parse
 //!   (`&str` sequence numbers, `&RawValue` images);
-//! - queue function: a message body (JSON) to its transaction items, against the same
+//! - queue function: a message body (JSON) to its conditional write, against the same
 //!   two floors.
 //!
 //! `cargo bench -p bench --bench hot_path` prints criterion's figures and writes the
