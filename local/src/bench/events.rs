@@ -153,18 +153,12 @@ impl BenchOrder {
         self.lines
             .iter()
             .map(|(product, _, quantity, price)| {
-                json!({
-                    "PK": { "S": format!("USER#{}", self.user_id) },
-                    "SK": { "S": format!("CART#{product}") },
-                    "entity": { "S": "CART_LINE" },
-                    "user_id": { "S": self.user_id },
-                    "product_id": { "S": product },
-                    "quantity": { "N": quantity.to_string() },
-                    "unit_price_minor": { "N": price.to_string() },
-                    "currency": { "S": "USD" },
-                    "updated_at": { "S": self.placed_at },
-                    "line_status": { "S": "PENDING" },
-                })
+                let mut item = self.cart_line(product, *quantity, *price);
+                item["PK"] = json!({ "S": format!("USER#{}", self.user_id) });
+                item["SK"] = json!({ "S": format!("CART#{product}") });
+                item["entity"] = json!({ "S": "CART_LINE" });
+                item["user_id"] = json!({ "S": self.user_id });
+                item
             })
             .collect()
     }
@@ -180,16 +174,22 @@ impl BenchOrder {
             "version": { "N": version.to_string() },
         });
         for (product, _, quantity, price) in self.lines.iter().take(lines) {
-            item[format!("LINE#{product}")] = json!({ "M": {
-                "product_id": { "S": product },
-                "quantity": { "N": quantity.to_string() },
-                "unit_price_minor": { "N": price.to_string() },
-                "currency": { "S": "USD" },
-                "updated_at": { "S": self.placed_at },
-                "line_status": { "S": "PENDING" },
-            }});
+            item[format!("LINE#{product}")] =
+                json!({ "M": self.cart_line(product, *quantity, *price) });
         }
         item
+    }
+
+    /// A cart line's own attributes, as `orders-api` stores a `CartLine`.
+    fn cart_line(&self, product: &str, quantity: u32, price: i64) -> Value {
+        json!({
+            "product_id": { "S": product },
+            "quantity": { "N": quantity.to_string() },
+            "unit_price_minor": { "N": price.to_string() },
+            "currency": { "S": "USD" },
+            "updated_at": { "S": self.placed_at },
+            "line_status": { "S": "PENDING" },
+        })
     }
 
     /// The write units of filling the cart (a write per line) and of placing the

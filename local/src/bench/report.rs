@@ -155,6 +155,14 @@ impl Side {
     }
 }
 
+/// The memory sizes and architectures the cost is given for.
+pub const CONFIGURATIONS: [(f64, &str); 4] = [
+    (128.0, "arm64"),
+    (256.0, "arm64"),
+    (128.0, "x86_64"),
+    (256.0, "x86_64"),
+];
+
 /// Prices the cost model uses, with the date they were read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prices {
@@ -457,12 +465,7 @@ impl Results {
                 .collect();
             let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
         }
-        for (memory, arch) in [
-            (128.0, "arm64"),
-            (256.0, "arm64"),
-            (128.0, "x86_64"),
-            (256.0, "x86_64"),
-        ] {
+        for (memory, arch) in CONFIGURATIONS {
             let cells: Vec<String> = sides
                 .iter()
                 .map(|(_, side)| {
@@ -495,12 +498,7 @@ impl Results {
             let cells: Vec<String> = items.iter().map(|i| format!("${:.2}", i[row].1)).collect();
             let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
         }
-        for (memory, arch) in [
-            (128.0, "arm64"),
-            (256.0, "arm64"),
-            (128.0, "x86_64"),
-            (256.0, "x86_64"),
-        ] {
+        for (memory, arch) in CONFIGURATIONS {
             let cells: Vec<String> = sides
                 .iter()
                 .map(|(_, side)| {
@@ -609,12 +607,7 @@ impl Results {
             pu,
             "",
         ));
-        for (memory, arch) in [
-            (128.0, "arm64"),
-            (256.0, "arm64"),
-            (128.0, "x86_64"),
-            (256.0, "x86_64"),
-        ] {
+        for (memory, arch) in CONFIGURATIONS {
             let total = |side: &Side| {
                 cost_per_million(side, prices, memory, arch)
                     .values()

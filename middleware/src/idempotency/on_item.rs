@@ -237,35 +237,39 @@ impl Idempotency {
         write
     }
 
-    /// Sends `write` as one `UpdateItem` that needs the item to exist; a failed
-    /// condition answers the stored item.
+    /// Sends `write` as one `UpdateItem` that needs the item to exist: the item as it
+    /// was before (`ALL_OLD`, when `return_old`), or the stored item that refused it.
     async fn send_item_write<E>(
         &self,
         write: ItemWrite,
-    ) -> Result<Result<(), Item>, IdempotencyError<E>> {
+        return_old: bool,
+    ) -> Result<Result<Item, Item>, IdempotencyError<E>> {
         let exists = "attribute_exists(#idem_pk)";
-        let pk = self.config.key_attribute.clone();
         let condition = match &write.condition {
             Some(condition) => format!("{exists} AND ({condition})"),
             None => exists.to_owned(),
         };
+        let expression = write.update_expression();
         let sent = self
             .client
             .update_item()
             .table_name(&self.config.table)
-            .set_key(Some(write.key.clone()))
-            .update_expression(write.update_expression())
+            .set_key(Some(write.key))
+            .update_expression(expression)
             .condition_expression(condition)
-            .set_expression_attribute_names(Some(write.names.clone()))
-            .expression_attribute_names("#idem_pk", pk)
-            .set_expression_attribute_values(
-                (!write.values.is_empty()).then(|| write.values.clone()),
-            )
+            .set_expression_attribute_names(Some(write.names))
+            .expression_attribute_names("#idem_pk", &self.config.key_attribute)
+            .set_expression_attribute_values((!write.values.is_empty()).then_some(write.values))
+            .return_values(if return_old {
+                ReturnValue::AllOld
+            } else {
+                ReturnValue::None
+            })
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match sent {
-            Ok(_) => Ok(Ok(())),
+            Ok(output) => Ok(Ok(output.attributes.unwrap_or_default())),
             Err(error) => match refused(&error) {
                 Some(item) => Ok(Err(item)),
                 None => Err(IdempotencyError::Store(
@@ -316,8 +320,8 @@ impl Idempotency {
             ]);
             write
         };
-        match self.send_item_write(write).await? {
-            Ok(()) => Ok(ItemOutcome::Done(Outcome::Executed(result))),
+        match self.send_item_write(write, false).await? {
+            Ok(_) => Ok(ItemOutcome::Done(Outcome::Executed(result))),
             Err(stored) => Ok(if self.config.disabled {
                 ItemOutcome::Refused(stored)
             } else {
@@ -388,7 +392,7 @@ impl Idempotency {
             take.values
                 .insert(":idem_validation".to_owned(), s(validation));
         }
-        let before = match self.take_lease(take).await? {
+        let before = match self.send_item_write(take, true).await? {
             Ok(before) => before,
             Err(stored) => {
                 return Ok(match self.live_on_item(key, validation, &stored) {
@@ -416,8 +420,8 @@ impl Idempotency {
             (":idem_inprogress".to_owned(), s(INPROGRESS)),
             (":idem_lease".to_owned(), n(lease)),
         ]);
-        match self.send_item_write(write).await? {
-            Ok(()) => Ok(ItemOutcome::Done(Outcome::Executed(result))),
+        match self.send_item_write(write, false).await? {
+            Ok(_) => Ok(ItemOutcome::Done(Outcome::Executed(result))),
             Err(stored) => {
                 let ours = text(&stored, attr::STATUS) == Some(INPROGRESS)
                     && number(&stored, attr::LEASE) == Some(lease);
@@ -431,40 +435,6 @@ impl Idempotency {
                     )))
                 }
             }
-        }
-    }
-
-    /// Takes the lease: the item as it was before, or the stored item that refused.
-    async fn take_lease<E>(
-        &self,
-        take: ItemWrite,
-    ) -> Result<Result<Item, Item>, IdempotencyError<E>> {
-        let pk = self.config.key_attribute.clone();
-        let sent = self
-            .client
-            .update_item()
-            .table_name(&self.config.table)
-            .set_key(Some(take.key.clone()))
-            .update_expression(take.update_expression())
-            .condition_expression(format!(
-                "attribute_exists(#idem_pk) AND ({})",
-                take.condition.as_deref().unwrap_or("true")
-            ))
-            .set_expression_attribute_names(Some(take.names))
-            .expression_attribute_names("#idem_pk", pk)
-            .set_expression_attribute_values(Some(take.values))
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match sent {
-            Ok(output) => Ok(Ok(output.attributes.unwrap_or_default())),
-            Err(error) => match refused(&error) {
-                Some(item) => Ok(Err(item)),
-                None => Err(IdempotencyError::Store(
-                    DisplayErrorContext(&error).to_string(),
-                )),
-            },
         }
     }
 
@@ -548,15 +518,12 @@ impl Idempotency {
 /// [`ItemWrite`]; the layer adds the record's attributes and sends the one write
 /// ([`Idempotency::run_on_item`]). The service answers [`ItemOutcome`].
 #[derive(Debug, Clone)]
-pub struct ItemIdempotencyLayer<K> {
-    idempotency: std::sync::Arc<Idempotency>,
-    key: K,
-}
+pub struct ItemIdempotencyLayer<K>(super::IdempotencyLayer<K>);
 
 impl<K> ItemIdempotencyLayer<K> {
     /// Records kept on the items by `idempotency`, keys made by `key`.
     pub fn new(idempotency: std::sync::Arc<Idempotency>, key: K) -> Self {
-        Self { idempotency, key }
+        Self(super::IdempotencyLayer::new(idempotency, key))
     }
 }
 
@@ -564,26 +531,18 @@ impl<S, K: Clone> tower::Layer<S> for ItemIdempotencyLayer<K> {
     type Service = ItemIdempotent<S, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ItemIdempotent {
-            inner,
-            idempotency: std::sync::Arc::clone(&self.idempotency),
-            key: self.key.clone(),
-        }
+        ItemIdempotent(self.0.layer(inner))
     }
 }
 
 /// The service [`ItemIdempotencyLayer`] builds.
 #[derive(Debug, Clone)]
-pub struct ItemIdempotent<S, K> {
-    inner: S,
-    idempotency: std::sync::Arc<Idempotency>,
-    key: K,
-}
+pub struct ItemIdempotent<S, K>(super::Idempotent<S, K>);
 
 impl<S, K> ItemIdempotent<S, K> {
     /// The inner service (the planner).
     pub fn get_ref(&self) -> &S {
-        &self.inner
+        self.0.get_ref()
     }
 }
 
@@ -610,8 +569,13 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         use tower::ServiceExt as _;
-        let super::RequestKey { key, validation } = (self.key)(&request);
-        let (idempotency, inner) = (std::sync::Arc::clone(&self.idempotency), self.inner.clone());
+        let super::Idempotent {
+            inner,
+            idempotency,
+            key,
+        } = &self.0;
+        let super::RequestKey { key, validation } = key(&request);
+        let (idempotency, inner) = (std::sync::Arc::clone(idempotency), inner.clone());
         Box::pin(async move {
             idempotency
                 .run_on_item(&key, validation.as_deref(), || inner.oneshot(request))
