@@ -454,6 +454,14 @@ impl Results {
                     (log + emf, "B")
                 }),
             ),
+            (
+                "before the pipeline (`orders-api`): write units filling the cart",
+                Box::new(|s: &Side| (s.cart_write_units_per_order, "")),
+            ),
+            (
+                "before the pipeline (`orders-api`): write units placing the order",
+                Box::new(|s: &Side| (s.placing_write_units_per_order, "")),
+            ),
         ];
         for (name, figure) in &rows {
             let cells: Vec<String> = sides
