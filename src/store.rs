@@ -326,9 +326,12 @@ impl Store {
         let mut lines = item
             .into_iter()
             .filter(|(name, _)| name.starts_with(keys::CART_LINE_PREFIX))
-            .map(|(_, value)| match value {
+            .map(|(name, value)| match value {
                 AttributeValue::M(line) => decode("cart line", line),
-                other => decode("cart line", HashMap::from([("line".to_owned(), other)])),
+                _ => Err(StoreError::Corrupt {
+                    what: "cart line",
+                    source: serde::de::Error::custom(format!("{name} is not a map")),
+                }),
             })
             .collect::<Result<Vec<CartLine>, _>>()?;
         lines.sort_by(|a, b| a.product_id.as_str().cmp(b.product_id.as_str()));

@@ -66,6 +66,10 @@ pub mod attr {
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The item holds no live record: none, an expired one, or a lease that has ended
+/// (its holder died). Needs `:idem_now`, `:idem_now_ms` and `:idem_inprogress`.
+const NO_LIVE_RECORD: &str = "attribute_not_exists(#idem_status) OR #idem_expiration < :idem_now OR (#idem_status = :idem_inprogress AND #idem_lease < :idem_now_ms)";
+
 /// The work's own conditional `UpdateItem`, planned but not sent. Placeholders the
 /// mode adds start with `#idem_` and `:idem_`; the work's must not.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -305,13 +309,7 @@ impl Idempotency {
             write
         } else {
             let data = serde_json::to_string(&result)?;
-            let mut write = self.commit_on_item(
-                key,
-                validation,
-                &data,
-                write,
-                "attribute_not_exists(#idem_status) OR #idem_expiration < :idem_now OR (#idem_status = :idem_inprogress AND #idem_lease < :idem_now_ms)",
-            );
+            let mut write = self.commit_on_item(key, validation, &data, write, NO_LIVE_RECORD);
             let now = now();
             write.values.extend([
                 (":idem_now".to_owned(), n(now.as_secs())),
@@ -359,9 +357,7 @@ impl Idempotency {
         let lease = Self::lease_end_ms();
         let mut take = ItemWrite {
             key: item_key.clone(),
-            condition: Some(
-                "attribute_not_exists(#idem_status) OR #idem_expiration < :idem_now OR (#idem_status = :idem_inprogress AND #idem_lease < :idem_now_ms)".to_owned(),
-            ),
+            condition: Some(NO_LIVE_RECORD.to_owned()),
             set: [
                 "#idem_key = :idem_key",
                 "#idem_status = :idem_inprogress",
